@@ -1,0 +1,52 @@
+"""``python -m facelib VERB ...``: one verb per job, as in StyleGAN2-ADA's scripts.
+
+Each verb lives in ``facelib/commands/<verb>.py`` and exposes ``HELP``, ``add_arguments(parser)``
+and ``run(args)``; modules import TensorFlow lazily so that ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from facelib.errors import FacelibError
+
+# verb -> module; the order is the order of `--help`.
+COMMANDS = {
+    "prepare": "facelib.commands.prepare",
+    "train": "facelib.commands.train",
+    "generate": "facelib.commands.generate",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m facelib",
+        description="facelib: synthetic faces on CelebA with TensorFlow/Keras.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for verb, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args._run(args)
+    except FacelibError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)

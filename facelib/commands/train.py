@@ -1,0 +1,95 @@
+"""python -m facelib train: train (or resume) a GAN into a run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import typing
+
+HELP = "train a DCGAN (or --conditional attribute GAN) into a run folder; --resume continues it"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data", help="prepared cache folder (python -m facelib prepare); "
+                   "default: the bundled 500-face sample")
+    p.add_argument("--run", help="run folder (default: runs/<preset>-<time>)")
+    p.add_argument("--preset", default="smoke",
+                   help="smoke (CPU, seconds), cpu (CPU, minutes), colab (a T4 GPU), small-data")
+    p.add_argument("--steps", type=int, help="total training steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--resolution", type=int, choices=(32, 64, 128))
+    p.add_argument("--loss", choices=("ns", "hinge", "wgan-gp"))
+    p.add_argument("--augment", choices=("none", "diffaugment"))
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="condition on the 40 CelebA attributes (projection discriminator)")
+    p.add_argument("--spectral-norm", action="store_true", default=None)
+    p.add_argument("--mixed-precision", action="store_true", default=None, help="fp16 on GPUs")
+    p.add_argument("--xla", action="store_true", default=None, help="jit_compile the train step")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any config field, e.g. --set g_lr=1e-4 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+
+
+def _parse_sets(items: list[str]) -> dict:
+    from facelib.config import Config
+    from facelib.errors import FacelibError
+
+    types = {f.name: f.type for f in dataclasses.fields(Config)}
+    hints = typing.get_type_hints(Config)
+    out = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in types:
+            raise FacelibError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of "
+                               f"{sorted(types)}")
+        hint = hints[name]
+        if hint is bool:
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise FacelibError(f"--set {name}={raw}: expected true or false")
+            out[name] = raw.lower() in ("1", "true", "yes")
+        elif hint is int:
+            out[name] = int(raw)
+        elif hint is float:
+            out[name] = float(raw)
+        elif name == "diffaugment_policy":
+            out[name] = tuple(x for x in raw.split(",") if x)
+        else:
+            out[name] = raw
+    return out
+
+
+def overrides(args) -> dict:
+    """Config fields set on the command line (named flags and --set)."""
+    flags = {"steps": args.steps, "batch_size": args.batch_size, "resolution": args.resolution,
+             "loss": args.loss, "augment": args.augment, "conditional": args.conditional,
+             "spectral_norm": args.spectral_norm, "mixed_precision": args.mixed_precision,
+             "jit_compile": args.xla, "seed": args.seed}
+    out = {k: v for k, v in flags.items() if v is not None}
+    out.update(_parse_sets(args.set))
+    return out
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from facelib.config import Config, preset
+    from facelib.training.trainer import train
+
+    run_dir = Path(args.run or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    saved = run_dir / "config.json"
+    if args.resume and saved.exists():
+        # The trainer refuses changes other than steps and logging frequencies.
+        config = Config.load(saved).replace(**overrides(args))
+    else:
+        config = preset(args.preset, **overrides(args))
+    print(f"run folder: {run_dir}", flush=True)
+    result = train(config, run_dir, data=args.data, resume=args.resume,
+                   verbose=2 if args.quiet else "auto")
+    print(f"trained to step {result.step}")
+    print(f"samples:    {run_dir / 'samples' / 'latest.png'}")
+    print(f"checkpoint: {result.checkpoint}")
+    print(f"metrics:    {run_dir / 'metrics.jsonl'}")
+    print(f"generator:  {run_dir / 'generator.keras'}")
+    return 0

@@ -1,0 +1,156 @@
+"""The training configuration: one validated dataclass, presets, and JSON round-trips.
+
+Every run folder holds the ``config.json`` that made it, which is enough to rebuild its models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from facelib.errors import FacelibError
+
+RESOLUTIONS = (32, 64, 128)
+LOSSES = ("ns", "hinge", "wgan-gp")
+AUGMENTS = ("none", "diffaugment")
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+
+
+@dataclass
+class Config:
+    """Everything that defines a GAN training run.
+
+    Widths are the channel count of the widest (lowest-resolution) block: the Radford et al.
+    layout halves channels as the resolution doubles (G 512-256-128-64 at 64 px for width 512).
+    """
+
+    resolution: int = 64
+    latent_dim: int = 100
+    g_width: int = 512
+    d_width: int = 512
+    conditional: bool = False
+    num_attributes: int = 40
+    spectral_norm: bool = False
+    loss: str = "ns"
+    gp_weight: float = 10.0
+    n_critic: int = 1
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 64
+    steps: int = 10000
+    augment: str = "none"
+    diffaugment_policy: tuple[str, ...] = ("color", "translation", "cutout")
+    flip: bool = True
+    ema_decay: float = 0.999
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    epoch_steps: int = 0  # steps per Keras epoch (one sample grid each); 0: one pass over the data
+    keep_checkpoints: int = 2
+    sample_grid: int = 64  # faces in the fixed-seed grid
+
+    def __post_init__(self) -> None:
+        self.diffaugment_policy = tuple(self.diffaugment_policy)
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(name: str, allowed: str) -> None:
+            raise FacelibError(
+                f"config field '{name}' = {getattr(self, name)!r} is invalid: allowed {allowed}"
+            )
+
+        if self.resolution not in RESOLUTIONS:
+            bad("resolution", f"one of {RESOLUTIONS}")
+        if self.loss not in LOSSES:
+            bad("loss", f"one of {LOSSES}")
+        if self.augment not in AUGMENTS:
+            bad("augment", f"one of {AUGMENTS}")
+        if any(op not in DIFFAUGMENT_OPS for op in self.diffaugment_policy):
+            bad("diffaugment_policy", f"a subset of {DIFFAUGMENT_OPS}")
+        positive_ints = ("latent_dim", "g_width", "d_width", "batch_size", "steps", "n_critic",
+                         "log_every", "checkpoint_every", "keep_checkpoints", "sample_grid",
+                         "num_attributes")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                bad(name, "a positive integer")
+        for name in ("g_width", "d_width"):
+            if getattr(self, name) < 8 or getattr(self, name) % 8:
+                bad(name, "a multiple of 8, at least 8 (it is halved per upsampling block)")
+        if not isinstance(self.epoch_steps, int) or self.epoch_steps < 0:
+            bad("epoch_steps", "0 (one pass over the data) or a positive integer")
+        for name in ("g_lr", "d_lr"):
+            if not 0 < float(getattr(self, name)) < 1:
+                bad(name, "a float in (0, 1)")
+        for name in ("beta1", "beta2"):
+            if not 0 <= float(getattr(self, name)) < 1:
+                bad(name, "a float in [0, 1)")
+        if not 0 <= float(self.ema_decay) < 1:
+            bad("ema_decay", "a float in [0, 1) (0 disables the EMA generator)")
+        if float(self.gp_weight) < 0:
+            bad("gp_weight", "a float >= 0")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            bad("seed", "a non-negative integer")
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["diffaugment_policy"] = list(self.diffaugment_policy)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise FacelibError(
+                f"unknown config field(s) {unknown}; valid fields are {sorted(known)}"
+            )
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some fields changed, validated (unknown fields raise FacelibError)."""
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        if not path.exists():
+            raise FacelibError(f"{path} not found: is this a facelib run folder?")
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # CPU, seconds: tiny widths at 32x32, for tests, CI and notebooks' smoke profile.
+    "smoke": dict(resolution=32, latent_dim=32, g_width=64, d_width=64, batch_size=16, steps=20,
+                  log_every=5, checkpoint_every=10, sample_grid=16, ema_decay=0.9),
+    # CPU, minutes: 32x32 faces worth looking at from the bundled sample (DiffAugment for small data).
+    "cpu": dict(resolution=32, latent_dim=64, g_width=128, d_width=128, batch_size=32, steps=1500,
+                augment="diffaugment", log_every=50, checkpoint_every=250, epoch_steps=250,
+                sample_grid=64, ema_decay=0.99),
+    # A free Colab T4: the Radford et al. 64x64 DCGAN, fp16, DiffAugment off (CelebA is large).
+    "colab": dict(resolution=64, latent_dim=100, g_width=512, d_width=512, batch_size=128,
+                  steps=30000, mixed_precision=True, jit_compile=True, log_every=100,
+                  checkpoint_every=1000, ema_decay=0.999),
+    # Small data (e.g. the bundled 500-face sample or a few thousand faces): DiffAugment + SN.
+    "small-data": dict(resolution=64, g_width=256, d_width=256, batch_size=32, steps=5000,
+                       augment="diffaugment", spectral_norm=True, loss="hinge",
+                       checkpoint_every=500, ema_decay=0.995),
+}
+
+
+def preset(name: str, **overrides: Any) -> Config:
+    """A preset config, with any field overridden."""
+    if name not in PRESETS:
+        raise FacelibError(f"unknown preset '{name}': choose one of {sorted(PRESETS)}")
+    return Config.from_dict({**Config().to_dict(), **PRESETS[name], **overrides})

@@ -1,0 +1,1 @@
+"""Network architectures: the DCGAN pair (unconditional and attribute-conditional)."""

@@ -1,0 +1,129 @@
+"""What every notebook's first cells need: the profile (smoke/colab/local), Drive, GPU check,
+and a live view of training. Notebooks stay thin by calling these.
+
+CI runs every notebook with ``FACELIB_PROFILE=smoke``: tiny models on the bundled sample, on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILES = ("auto", "smoke", "colab", "local")
+
+
+@dataclass
+class NotebookEnv:
+    profile: str           # "smoke" | "colab" | "local"
+    in_colab: bool
+    workdir: Path          # where runs, caches and reports go (on Drive when mounted)
+    gpus: list[str] = field(default_factory=list)
+
+    @property
+    def smoke(self) -> bool:
+        return self.profile == "smoke"
+
+    @property
+    def preset(self) -> str:
+        """The training preset that fits this profile."""
+        return {"smoke": "smoke", "colab": "colab"}.get(self.profile, "colab" if self.gpus else "cpu")
+
+    @property
+    def real_data(self) -> str | Path:
+        """The CelebA source for `prepare`: the bundled sample in smoke, else the download."""
+        if self.smoke:
+            from facelib.data.sample import bundled_sample_dir
+
+            return bundled_sample_dir()
+        return "celeba"
+
+    def path(self, *parts: str) -> Path:
+        p = self.workdir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def setup(profile: str = "auto", mount_drive: bool = False, drive_folder: str = "facelib",
+          workdir: str | Path | None = None) -> NotebookEnv:
+    """Pick the profile, mount Drive if asked (so a Colab disconnect loses no checkpoint), and
+    report the accelerator. ``FACELIB_PROFILE`` overrides ``profile`` (CI sets it to smoke)."""
+    import tensorflow as tf
+
+    profile = os.environ.get("FACELIB_PROFILE", profile)
+    if profile not in PROFILES:
+        from facelib.errors import FacelibError
+
+        raise FacelibError(f"profile {profile!r}: choose one of {PROFILES}")
+    colab = in_colab()
+    if profile == "auto":
+        profile = "colab" if colab else "local"
+    if workdir is None:
+        if colab and mount_drive and profile != "smoke":
+            from google.colab import drive  # type: ignore[import-not-found]
+
+            drive.mount("/content/drive")
+            workdir = Path("/content/drive/MyDrive") / drive_folder
+        else:
+            workdir = Path(os.environ.get("FACELIB_WORKDIR", "facelib-work"))
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    env = NotebookEnv(profile, colab, workdir, gpus)
+    accel = ", ".join(gpus) if gpus else "none (CPU only)"
+    print(f"facelib profile: {profile} | GPU: {accel} | work folder: {workdir.resolve()}")
+    if profile == "colab" and not gpus:
+        print("No GPU: in Colab choose Runtime > Change runtime type > T4 GPU, then rerun.")
+    return env
+
+
+def show_image(path: str | Path, width: int | None = None) -> None:
+    """Display a PNG in the notebook (no-op outside IPython)."""
+    try:
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    display(Image(filename=str(path), width=width))
+
+
+def live_grid_callback(run_dir: str | Path, width: int = 512):
+    """A Keras callback that redraws the run's latest sample grid after each epoch."""
+    import keras
+
+    from IPython.display import Image, clear_output, display
+
+    latest = Path(run_dir) / "samples" / "latest.png"
+
+    class LiveGrid(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if latest.exists():
+                clear_output(wait=True)
+                losses = ", ".join(f"{k}={float(v):.3f}" for k, v in (logs or {}).items())
+                print(f"epoch {epoch + 1}: {losses}")
+                display(Image(filename=str(latest), width=width))
+
+    return LiveGrid()
+
+
+def plot_losses(run_dir: str | Path, ax=None):
+    """D and G losses (and mean logits) from the run's metrics.jsonl against the step."""
+    import matplotlib.pyplot as plt
+
+    from facelib.training.callbacks import read_metrics
+
+    rows = [r for r in read_metrics(run_dir) if "d_loss" in r]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    steps = [r["step"] for r in rows]
+    for key in ("d_loss", "g_loss", "real_logit", "fake_logit"):
+        if rows and key in rows[0]:
+            ax.plot(steps, [r[key] for r in rows], label=key)
+    ax.set_xlabel("step")
+    ax.set_title(f"training curves: {run_dir}")
+    ax.legend()
+    return ax

@@ -1,0 +1,1 @@
+"""GAN training: the keras.Model, its losses and augmentation, checkpoints, callbacks, driver."""

@@ -1,0 +1,185 @@
+"""The GAN as one ``keras.Model``: ``compile(d_optimizer, g_optimizer)`` then ``fit``.
+
+Randomness in a step (latents, DiffAugment draws, WGAN-GP's alpha) is a pure function of
+``(config.seed, step)``, drawn for the *global* batch and sliced per replica. So the step counter
+is the whole RNG state: a resumed run replays exactly what an uninterrupted one would have drawn,
+and a run on N replicas matches one device with the same global batch.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from facelib.config import Config
+from facelib.models.dcgan import build_discriminator, build_generator
+from facelib.training import augment
+from facelib.training.losses import LOSSES, gradient_penalty
+
+# Salts that keep the random streams of one step apart.
+_D_LATENT, _G_LATENT, _D_AUG_REAL, _D_AUG_FAKE, _G_AUG, _GP_ALPHA = range(6)
+_SALTS_PER_STEP = 64
+
+
+class GAN(keras.Model):
+    """Generator, discriminator and an exponential moving average (EMA) of the generator.
+
+    ``train_step`` takes ``(images in [-1, 1], attributes in {0, 1})`` batches. Losses are summed
+    per replica and divided by the global batch, so gradients all-reduced across replicas are
+    the global-batch mean.
+    """
+
+    def __init__(self, config: Config, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.generator = build_generator(config)
+        self.discriminator = build_discriminator(config)
+        self.ema_generator = None
+        if config.ema_decay > 0:
+            self.ema_generator = build_generator(config, name="ema_generator")
+            self.ema_generator.set_weights(self.generator.get_weights())
+        # Only replica 0's increment counts (all replicas agree anyway).
+        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step",
+                                   aggregation="only_first_replica")
+        self._d_loss_fn, self._g_loss_fn = LOSSES[config.loss]
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("d_loss", "g_loss", "real_logit", "fake_logit")}
+        if config.loss == "wgan-gp":
+            self.trackers["gradient_penalty"] = keras.metrics.Mean(name="gradient_penalty")
+        # The sub-networks are built functional models; fit() need not trace call() to build.
+        self.built = True
+
+    @property
+    def sampler(self) -> keras.Model:
+        """The network to sample from: the EMA generator when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        cfg = self.config
+        d_optimizer = d_optimizer or keras.optimizers.Adam(cfg.d_lr, cfg.beta1, cfg.beta2)
+        g_optimizer = g_optimizer or keras.optimizers.Adam(cfg.g_lr, cfg.beta1, cfg.beta2)
+        if cfg.mixed_precision:
+            # One loss scale per network: their gradients have very different magnitudes.
+            if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):
+                d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+            if not isinstance(g_optimizer, keras.optimizers.LossScaleOptimizer):
+                g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
+        kwargs.setdefault("jit_compile", cfg.jit_compile)
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, z, training=False):
+        return self.sampler(z, training=training)
+
+    # -- randomness ----------------------------------------------------------------------
+    def _draw(self, kind: str, salt: int, local_batch: int, width: int):
+        """Draws for the global batch at this step, sliced to this replica's rows."""
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        seed = tf.stack([tf.constant(self.config.seed, tf.int64),
+                         tf.cast(self.step, tf.int64) * _SALTS_PER_STEP + salt])
+        shape = [local_batch * replicas, width]
+        fn = tf.random.stateless_normal if kind == "normal" else tf.random.stateless_uniform
+        values = fn(shape, seed=seed)
+        start = tf.cast(replica, tf.int32) * local_batch
+        return values[start:start + local_batch]
+
+    def _augment(self, images, salt: int):
+        cfg = self.config
+        if cfg.augment != "diffaugment":
+            return images
+        draws = self._draw("uniform", salt, images.shape[0], augment.n_draws(cfg.diffaugment_policy))
+        return augment.diff_augment(images, cfg.diffaugment_policy, draws)
+
+    def _inputs(self, x, attrs):
+        return [x, attrs] if self.config.conditional else x
+
+    # -- one step ------------------------------------------------------------------------
+    def train_step(self, data):
+        cfg = self.config
+        real, attrs = data
+        real = tf.cast(real, self.compute_dtype)
+        attrs = tf.cast(attrs, "float32")
+        b = real.shape[0]
+        if b is None:
+            raise ValueError("train_step needs a static batch size: batch with drop_remainder=True")
+        ctx = tf.distribute.get_replica_context()
+        global_b = b * (ctx.num_replicas_in_sync if ctx is not None else 1)
+
+        def average(per_example):
+            return tf.reduce_sum(tf.cast(per_example, tf.float32)) / global_b
+
+        d_vars = self.discriminator.trainable_variables
+        g_vars = self.generator.trainable_variables
+        for i in range(cfg.n_critic):
+            salt = i * 8
+            z = self._draw("normal", _D_LATENT + salt, b, cfg.latent_dim)
+            fake = tf.stop_gradient(self.generator(self._inputs(z, attrs), training=True))
+            fake = tf.cast(fake, real.dtype)
+            with tf.GradientTape() as tape:
+                real_in = self._augment(real, _D_AUG_REAL + salt)
+                fake_in = self._augment(fake, _D_AUG_FAKE + salt)
+                real_logits = tf.cast(self.discriminator(self._inputs(real_in, attrs), training=True), tf.float32)
+                fake_logits = tf.cast(self.discriminator(self._inputs(fake_in, attrs), training=True), tf.float32)
+                per_example = self._d_loss_fn(real_logits[:, 0], fake_logits[:, 0])
+                if cfg.loss == "wgan-gp":
+                    alpha = self._draw("uniform", _GP_ALPHA + salt, b, 1)
+                    gp = gradient_penalty(self.discriminator, real_in, fake_in, alpha,
+                                          attrs if cfg.conditional else None)
+                    per_example = per_example + cfg.gp_weight * gp
+                d_loss = average(per_example)
+                scaled = self.d_optimizer.scale_loss(d_loss) if cfg.mixed_precision else d_loss
+            grads = tape.gradient(scaled, d_vars)
+            self.d_optimizer.apply_gradients(zip(grads, d_vars))
+
+        z = self._draw("normal", _G_LATENT, b, cfg.latent_dim)
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._inputs(z, attrs), training=True)
+            fake_in = self._augment(tf.cast(fake, real.dtype), _G_AUG)
+            logits = tf.cast(self.discriminator(self._inputs(fake_in, attrs), training=True), tf.float32)
+            g_loss = average(self._g_loss_fn(logits[:, 0]))
+            scaled = self.g_optimizer.scale_loss(g_loss) if cfg.mixed_precision else g_loss
+        grads = tape.gradient(scaled, g_vars)
+        self.g_optimizer.apply_gradients(zip(grads, g_vars))
+
+        if self.ema_generator is not None:
+            self._update_ema()
+        self.step.assign_add(1)
+
+        # Trackers take this replica's mean; Keras aggregates them over replicas.
+        replicas = global_b // b
+        self.trackers["d_loss"].update_state(d_loss * replicas)
+        self.trackers["g_loss"].update_state(g_loss * replicas)
+        self.trackers["real_logit"].update_state(tf.reduce_mean(real_logits))
+        self.trackers["fake_logit"].update_state(tf.reduce_mean(fake_logits))
+        if cfg.loss == "wgan-gp":
+            self.trackers["gradient_penalty"].update_state(tf.reduce_mean(gp))
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def _update_ema(self):
+        decay = self.config.ema_decay
+        pairs = [(e.value, g.value) for e, g in zip(self.ema_generator.trainable_variables,
+                                                     self.generator.trainable_variables)]
+        # BatchNorm statistics are copied, not averaged.
+        copies = [(e.value, g.value) for e, g in zip(self.ema_generator.non_trainable_variables,
+                                                      self.generator.non_trainable_variables)]
+
+        def update(strategy, pairs, copies):
+            for ema, var in pairs:
+                strategy.extended.update(
+                    ema, lambda e, v: e.assign(decay * e + (1.0 - decay) * tf.cast(v, e.dtype)),
+                    args=(var,), group=False)
+            for ema, var in copies:
+                strategy.extended.update(ema, lambda e, v: e.assign(tf.cast(v, e.dtype)),
+                                         args=(var,), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            update, tf.distribute.get_strategy(), pairs, copies)

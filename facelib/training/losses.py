@@ -1,0 +1,56 @@
+"""Adversarial losses, per example (the caller reduces over the global batch).
+
+Each function takes discriminator logits and returns a float32 vector, one value per example.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def d_loss_ns(real_logits, fake_logits):
+    """Non-saturating (Goodfellow et al. 2014): -log D(x) - log(1 - D(G(z)))."""
+    return tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits)
+
+
+def g_loss_ns(fake_logits):
+    return tf.nn.softplus(-fake_logits)
+
+
+def d_loss_hinge(real_logits, fake_logits):
+    """Hinge (Lim and Ye 2017; used with spectral normalisation by Miyato et al. 2018)."""
+    return tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits)
+
+
+def g_loss_hinge(fake_logits):
+    return -fake_logits
+
+
+def d_loss_wasserstein(real_logits, fake_logits):
+    """The critic part of WGAN-GP; the gradient penalty is added by the caller."""
+    return fake_logits - real_logits
+
+
+def g_loss_wasserstein(fake_logits):
+    return -fake_logits
+
+
+LOSSES = {
+    "ns": (d_loss_ns, g_loss_ns),
+    "hinge": (d_loss_hinge, g_loss_hinge),
+    "wgan-gp": (d_loss_wasserstein, g_loss_wasserstein),
+}
+
+
+def gradient_penalty(critic, real, fake, alpha, extra_inputs=None):
+    """(||grad_x D(x_hat)||_2 - 1)^2 per example at x_hat = alpha*real + (1-alpha)*fake
+    (Gulrajani et al. 2017), with alpha ~ U(0, 1) drawn per example by the caller."""
+    alpha = tf.reshape(tf.cast(alpha, real.dtype), [-1, 1, 1, 1])
+    x_hat = alpha * real + (1.0 - alpha) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        inputs = x_hat if extra_inputs is None else [x_hat, extra_inputs]
+        logits = tf.cast(critic(inputs, training=True), tf.float32)
+    grads = tf.cast(tape.gradient(logits, x_hat), tf.float32)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+    return tf.square(norms - 1.0)

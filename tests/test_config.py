@@ -1,0 +1,46 @@
+import json
+
+import pytest
+
+from facelib.config import PRESETS, Config, preset
+from facelib.errors import FacelibError
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_are_valid_and_round_trip(name, tmp_path):
+    cfg = preset(name)
+    cfg.save(tmp_path / "c.json")
+    assert Config.load(tmp_path / "c.json") == cfg
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("resolution", 48, "(32, 64, 128)"),
+    ("loss", "lsgan", "'ns', 'hinge', 'wgan-gp'"),
+    ("augment", "ada", "'none', 'diffaugment'"),
+    ("batch_size", 0, "positive integer"),
+    ("g_width", 100, "multiple of 8"),
+    ("g_lr", 0.0, "(0, 1)"),
+    ("ema_decay", 1.0, "[0, 1)"),
+    ("diffaugment_policy", ("color", "rotate"), "subset"),
+])
+def test_invalid_values_name_the_field_and_the_allowed_values(field, value, allowed):
+    with pytest.raises(FacelibError) as e:
+        preset("smoke", **{field: value})
+    assert f"'{field}'" in str(e.value) and allowed in str(e.value)
+
+
+def test_unknown_field_and_preset_are_clear_errors(tmp_path):
+    with pytest.raises(FacelibError, match="unknown config field.*'colour'"):
+        Config.from_dict({"colour": 1})
+    with pytest.raises(FacelibError, match="unknown preset 'huge'.*smoke"):
+        preset("huge")
+    (tmp_path / "c.json").write_text(json.dumps({"resolution": 64, "lr": 1}))
+    with pytest.raises(FacelibError, match="'lr'"):
+        Config.load(tmp_path / "c.json")
+
+
+def test_replace_validates():
+    cfg = preset("smoke")
+    assert cfg.replace(steps=7).steps == 7
+    with pytest.raises(FacelibError, match="'steps'"):
+        cfg.replace(steps=-1)
