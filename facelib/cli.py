@@ -17,6 +17,14 @@ COMMANDS = {
     "prepare": "facelib.commands.prepare",
     "train": "facelib.commands.train",
     "generate": "facelib.commands.generate",
+    "train-classifier": "facelib.commands.train_classifier",
+    "evaluate": "facelib.commands.evaluate",
+    "fid": "facelib.commands.fid",
+    "control": "facelib.commands.control",
+    "train-detector": "facelib.commands.train_detector",
+    "detect": "facelib.commands.detect",
+    "synthesize": "facelib.commands.synthesize",
+    "human-report": "facelib.commands.human_report",
 }
 
 

@@ -29,14 +29,18 @@ class GAN(keras.Model):
     the global-batch mean.
     """
 
-    def __init__(self, config: Config, **kwargs):
+    def __init__(self, config: Config, generator: keras.Model | None = None,
+                 discriminator: keras.Model | None = None, **kwargs):
+        """generator/discriminator: other architectures with the same inputs and outputs
+        (default: the DCGAN pair built from ``config``)."""
         super().__init__(**kwargs)
         self.config = config
-        self.generator = build_generator(config)
-        self.discriminator = build_discriminator(config)
+        self.generator = generator or build_generator(config)
+        self.discriminator = discriminator or build_discriminator(config)
         self.ema_generator = None
         if config.ema_decay > 0:
-            self.ema_generator = build_generator(config, name="ema_generator")
+            self.ema_generator = (build_generator(config, name="ema_generator") if generator is None
+                                  else keras.models.clone_model(generator))
             self.ema_generator.set_weights(self.generator.get_weights())
         # Only replica 0's increment counts (all replicas agree anyway).
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step",

@@ -194,7 +194,8 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
                 dataset = make_dataset(cache, config.batch_size, seed=config.seed,
                                        start_step=start, flip=config.flip, split="train")
                 history = gan.fit(dataset, steps_per_epoch=spe, initial_epoch=initial_epoch,
-                                  epochs=epochs, callbacks=all_callbacks, verbose=verbose)
+                                  epochs=epochs, callbacks=all_callbacks, verbose=verbose,
+                                  shuffle=False)
                 logs = {k: v[-1] for k, v in history.history.items() if v}
                 if checkpointer.diverged or gan.stop_training:
                     break
