@@ -71,6 +71,11 @@ class Run:
         with np.load(prior_path) as f:
             return [str(n) for n in f["names"]], (f["rows"].astype(np.float32), f["counts"])
 
+    @property
+    def attribute_prior(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(unique attribute rows (k, 40) float32 0/1, their counts) of the training faces."""
+        return self._prior
+
     # -- the interface -------------------------------------------------------------------
     @property
     def latent_dim(self) -> int:
@@ -104,7 +109,11 @@ class Run:
                 raise FacelibError(f"attribute {name}={value!r}: use 0 (absent) or 1 (present)")
             mask &= rows[:, self.attribute_names.index(name)] == int(value)
         if not mask.any():
-            raise FacelibError(f"no training face has the combination {dict(fixed)}: relax it")
+            alone = ", ".join(
+                f"{k}={int(v)}: {int(counts[rows[:, self.attribute_names.index(k)] == int(v)].sum())} faces"
+                for k, v in fixed.items())
+            raise FacelibError(f"no training face has the combination {dict(fixed)} (each alone: "
+                               f"{alone}): relax it, e.g. drop one of these attributes")
         p = counts[mask] / counts[mask].sum()
         pick = np.random.default_rng(seed).choice(np.flatnonzero(mask), size=n, p=p)
         return rows[pick].astype(np.float32)

@@ -2,8 +2,9 @@
 
 Channels shrink as resolution grows: the generator starts at ``g_width`` channels at 4x4 and
 halves them per stride-2 transposed convolution; the discriminator mirrors it. With
-``conditional=True`` the generator takes a 40-d multi-hot attribute vector next to ``z`` and the
-discriminator gets a projection head (Miyato and Koyama 2018): logit = psi(h) + <embed(y), h>.
+``conditional=True`` (Miyato and Koyama 2018) the generator takes a 40-d multi-hot attribute
+vector next to ``z`` and every BatchNorm becomes conditional (its scale and shift are linear in the
+attributes), and the discriminator gets a projection head: logit = psi(h) + <embed(y), h>.
 """
 
 from __future__ import annotations
@@ -22,27 +23,40 @@ def _n_blocks(resolution: int) -> int:
     return int(math.log2(resolution // 4))
 
 
+def _g_norm(h, y_signed, name: str):
+    """BatchNorm; with attributes, conditional BatchNorm: h_hat * (1 + gamma(y)) + beta(y)."""
+    if y_signed is None:
+        return layers.BatchNormalization(synchronized=True, name=name)(h)
+    h = layers.BatchNormalization(synchronized=True, center=False, scale=False, name=name)(h)
+    channels = h.shape[-1]
+    gamma = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_gamma")(y_signed)
+    beta = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_beta")(y_signed)
+    gamma = layers.Reshape((1, 1, channels))(gamma)
+    beta = layers.Reshape((1, 1, channels))(beta)
+    return layers.Add()([h, layers.Multiply()([h, gamma]), beta])
+
+
 def build_generator(config: Config, name: str = "generator") -> keras.Model:
     """z (latent_dim) [, attrs (num_attributes) in {0,1}] -> images (R, R, 3) in [-1, 1]."""
     width = config.g_width
     z = keras.Input((config.latent_dim,), name="z")
     inputs = [z]
     h = z
+    y_signed = None
     if config.conditional:
         y = keras.Input((config.num_attributes,), name="attributes")
         inputs.append(y)
         # Map {0,1} to {-1,1} so an absent attribute is as informative as a present one.
-        h = layers.Concatenate(name="z_and_attributes")([z, layers.Rescaling(2.0, -1.0)(y)])
+        y_signed = layers.Rescaling(2.0, -1.0, name="attributes_signed")(y)
+        h = layers.Concatenate(name="z_and_attributes")([z, y_signed])
     h = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=INIT, name="project")(h)
     h = layers.Reshape((4, 4, width))(h)
-    h = layers.BatchNormalization(synchronized=True, name="project_bn")(h)
-    h = layers.ReLU()(h)
+    h = layers.ReLU()(_g_norm(h, y_signed, "project_bn"))
     for i in range(_n_blocks(config.resolution) - 1):
         width //= 2
         h = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=INIT, name=f"up{i}")(h)
-        h = layers.BatchNormalization(synchronized=True, name=f"up{i}_bn")(h)
-        h = layers.ReLU()(h)
+        h = layers.ReLU()(_g_norm(h, y_signed, f"up{i}_bn"))
     h = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=INIT,
                                name="to_rgb")(h)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(h)

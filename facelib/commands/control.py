@@ -1,0 +1,74 @@
+"""python -m facelib control: how often a conditional run's faces show the attributes asked for."""
+
+from __future__ import annotations
+
+HELP = ("attribute control accuracy of a conditional run, judged by an attribute classifier "
+        "(table + on/off figure)")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--run", required=True, help="conditional run folder (train --conditional)")
+    p.add_argument("--classifier", required=True,
+                   help="attribute classifier folder (facelib.classifier, AttributeClassifier.save)")
+    p.add_argument("--n", type=int, default=64, help="faces per attribute and value")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="folder for control.md/.csv/.json and grid.png")
+    p.add_argument("--others", choices=("joint", "flip"), default="joint",
+                   help="joint: other attributes from the data given the forced one (default); "
+                   "flip: the same rows with only the one attribute changed")
+    p.add_argument("--real", help="prepared cache whose faces give the classifier's own accuracy "
+                   "(default: the run's training data, its test split)")
+    p.add_argument("--real-split", default="test", choices=("train", "valid", "test", "all"))
+    p.add_argument("--real-limit", type=int, default=5000,
+                   help="at most this many real faces (the first of the split)")
+    p.add_argument("--no-real", action="store_true", help="skip the real-face reference")
+    p.add_argument("--attributes", help="comma-separated subset (default: all 40)")
+    p.add_argument("--grid", default="Smiling,Eyeglasses,Male,Pale_Skin",
+                   help="attributes for the on/off figure (empty: no figure)")
+    p.add_argument("--checkpoint", default="latest", help="latest, best, or a checkpoint folder")
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from facelib import load_run
+    from facelib.classifier import AttributeClassifier
+    from facelib.conditional import attribute_figure, control_accuracy
+    from facelib.errors import FacelibError
+
+    if args.n < 1:
+        raise FacelibError(f"--n {args.n}: ask for at least one face per attribute value")
+    run = load_run(args.run, checkpoint=args.checkpoint)
+    if not run.conditional:
+        raise FacelibError(f"{args.run} is an unconditional run: `control` needs a run trained "
+                           "with --conditional")
+    if not Path(args.classifier).exists():
+        raise FacelibError(f"no classifier at {args.classifier}: train one with "
+                           "facelib.classifier.train_attribute_classifier(cache, out_dir)")
+    classifier = AttributeClassifier.load(args.classifier)
+    real = None
+    if not args.no_real:
+        real = args.real or run.training_data()
+        if real is None:
+            print("no real-face reference: the run's training data is gone (pass --real CACHE)")
+    report = control_accuracy(run, classifier, n=args.n, seed=args.seed,
+                              attributes=_names(args.attributes), others=args.others,
+                              real=real, real_split=args.real_split, real_limit=args.real_limit)
+    out = report.save(args.out)
+    print(report.to_markdown(sort="balanced"))
+    print(report.summary())
+    if report.skipped:
+        print("skipped: " + ", ".join(report.skipped))
+    grid = _names(args.grid)
+    if grid:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        attribute_figure(run, grid, n=8, seed=args.seed, others=args.others, report=report,
+                         path=out / "grid.png")
+    print(f"wrote {out}/control.md, control.csv, control.json" + (", grid.png" if grid else ""))
+    return 0
