@@ -1,0 +1,477 @@
+"""Getting CelebA and reading its annotation files, strictly.
+
+CelebA comes as ``img_align_celeba.zip`` (202,599 aligned 178x218 JPEGs under ``img_align_celeba/``),
+``list_attr_celeba.txt`` (a count line, 40 names, then ``000001.jpg -1  1 ...`` rows) and
+``list_eval_partition.txt`` (``000001.jpg 0`` rows; 0 train, 1 valid, 2 test).
+
+Policy for bad input (documented here because callers rely on it):
+- a malformed annotation file (count line not matching the rows, unknown/missing/duplicate attribute
+  names, a row with the wrong number of values, a value other than -1/1, a repeated file name) is an
+  error: a silently misaligned label table would poison every later step;
+- rows whose image is missing and images without a row are *not* errors here; ``prepare`` skips
+  and reports them (counts and names in its report and in the cache's meta.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, NamedTuple
+
+import numpy as np
+
+from facelib.errors import FacelibError
+
+# The 40 official attribute names, in the official column order of list_attr_celeba.txt.
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
+    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
+    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
+    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
+    "Wearing_Necktie", "Young",
+)
+
+IMAGES_DIR = "img_align_celeba"
+ATTR_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+IMAGES_ZIP = "img_align_celeba.zip"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+SPLITS = {"train": 0, "valid": 1, "test": 2}
+CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+
+
+class DriveFile(NamedTuple):
+    """One official CelebA file on Google Drive: its file id and the MD5 of its bytes."""
+
+    drive_id: str
+    md5: str
+
+
+# The official Google Drive copies published by the CelebA authors (ids and MD5s are public facts,
+# the same ones torchvision verifies).
+CELEBA_FILES: dict[str, DriveFile] = {
+    IMAGES_ZIP: DriveFile("0B7EVK8r0v71pZjFTYXZWM3FlRnM", "00d2c5bc6d35e252742224ab0c1e8fcb"),
+    ATTR_FILE: DriveFile("0B7EVK8r0v71pblRyaVFSWGxPY0U", "75e246fa4810816ffd6ee81facbd244c"),
+    PARTITION_FILE: DriveFile("0B7EVK8r0v71pY0NSMzRuSXJEVkk", "d32c9cbf5e040fd4025c592c306e6668"),
+}
+
+# downloader(drive_id, destination_path) writes the file or raises.
+Downloader = Callable[[str, Path], object]
+
+
+# ---------------------------------------------------------------------------------------------
+# Annotation files
+
+
+@dataclass
+class AttributeTable:
+    """The attribute table: row i describes ``filenames[i]``; ``values`` int8 (N, 40) in {0, 1}."""
+
+    filenames: list[str]
+    values: np.ndarray
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def select(self, rows) -> "AttributeTable":
+        """The table restricted to ``rows`` (indices or a boolean mask), in that order."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return AttributeTable([self.filenames[i] for i in rows], self.values[rows], list(self.names))
+
+    def column(self, name: str) -> np.ndarray:
+        """The 0/1 column of one attribute by name."""
+        if name not in self.names:
+            raise FacelibError(f"unknown attribute {name!r}: use one of {', '.join(self.names)}")
+        return self.values[:, self.names.index(name)]
+
+
+def _bad_file(path: Path, line: int | None, problem: str) -> FacelibError:
+    where = f"{path}" if line is None else f"{path}, line {line}"
+    return FacelibError(
+        f"{where}: {problem}. The file must be in the official CelebA format (a count line, the "
+        f"40 attribute names, then rows like '000001.jpg -1  1 ...'); re-download it "
+        f"({CELEBA_PAGE}) or fix the line"
+    )
+
+
+def parse_attributes(path: str | Path) -> AttributeTable:
+    """Parse ``list_attr_celeba.txt`` strictly into an AttributeTable (columns in official order).
+
+    The header may list the 40 names in any order (columns are reordered to the official order);
+    anything else that does not match the format raises FacelibError naming the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FacelibError(f"attribute file {path} not found: pass the folder that holds {ATTR_FILE}")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    # Line numbers are 1-based; blank lines are ignored (some copies end with one).
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    if len(numbered) < 2:
+        raise _bad_file(path, None, "the file is empty or has no attribute-name line")
+    count_no, count_text = numbered[0]
+    try:
+        count = int(count_text.strip())
+    except ValueError:
+        got = count_text.strip()[:40]
+        raise _bad_file(path, count_no, f"the first line should be the row count, got {got!r}") from None
+    names_no, names_text = numbered[1]
+    names = names_text.split()
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    unknown = [n for n in names if n not in ATTRIBUTE_NAMES]
+    missing = [n for n in ATTRIBUTE_NAMES if n not in names]
+    if dupes or unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown attribute names {unknown}")
+        if missing:
+            parts.append(f"missing attribute names {missing}")
+        if dupes:
+            parts.append(f"repeated attribute names {dupes}")
+        raise _bad_file(path, names_no, "; ".join(parts))
+
+    rows = numbered[2:]
+    if len(rows) != count:
+        raise _bad_file(path, count_no, f"the count line says {count} rows but the file has {len(rows)}")
+    filenames: list[str] = []
+    blocks = []
+    for start in range(0, len(rows), _BLOCK):
+        names_part, values_part = _parse_rows(path, rows[start:start + _BLOCK], names)
+        filenames.extend(names_part)
+        blocks.append(values_part)
+    values = np.concatenate(blocks) if blocks else np.zeros((0, len(names)), np.int8)
+    if len(set(filenames)) != len(filenames):
+        seen: set[str] = set()
+        for (line_no, _), name in zip(rows, filenames):
+            if name in seen:
+                raise _bad_file(path, line_no, f"file name {name} appears twice")
+            seen.add(name)
+    order = [names.index(n) for n in ATTRIBUTE_NAMES]
+    return AttributeTable(filenames, np.ascontiguousarray(values[:, order]), list(ATTRIBUTE_NAMES))
+
+
+_BLOCK = 16384  # rows parsed at once: bounds the temporary byte masks to a few MB
+_WHITESPACE = np.zeros(256, bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def _parse_rows(path: Path, rows: list[tuple[int, str]],
+                names: list[str]) -> tuple[list[str], np.ndarray]:
+    """File names and 0/1 values of some attribute rows, validated token by token with numpy
+    (a Python loop over 8 million tokens would take seconds)."""
+    width = len(names)
+    heads, rests = [], []
+    for _, line in rows:
+        parts = line.split(None, 1)  # the file name, then the values (any whitespace between)
+        heads.append(parts[0])
+        rests.append(parts[1] if len(parts) > 1 else "")
+    buf = np.frombuffer(("\n".join(rests) + "\n").encode("latin-1", "replace"), np.uint8)
+    space = _WHITESPACE[buf]
+    starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
+    ends = np.flatnonzero(~space & np.concatenate((space[1:], [True]))) + 1
+    line_of = np.searchsorted(np.flatnonzero(buf == 10), starts)
+    counts = np.bincount(line_of, minlength=len(rows))
+    bad = np.flatnonzero(counts != width)
+    if bad.size:
+        r = int(bad[0])
+        raise _bad_file(path, rows[r][0], f"expected a file name and {width} values, got {counts[r]} values")
+    length = ends - starts
+    first = buf[starts]
+    second = buf[np.minimum(starts + 1, len(buf) - 1)]
+    is_one = (length == 1) & (first == ord("1"))
+    ok = is_one | ((length == 2) & (first == ord("-")) & (second == ord("1")))
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        token = bytes(buf[starts[k]:ends[k]]).decode("latin-1")
+        raise _bad_file(path, rows[k // width][0], f"value {token!r} for {names[k % width]} is not -1 or 1")
+    return heads, is_one.reshape(len(rows), width).astype(np.int8)
+
+
+def format_attributes(table: AttributeTable) -> str:
+    """The table in the official text format (count line, names, ``name -1  1 ...`` rows)."""
+    out = [str(len(table)), " ".join(table.names) + " "]
+    signs = np.where(table.values > 0, " 1", "-1")
+    for name, row in zip(table.filenames, signs):
+        out.append(name + " " + " ".join(row))
+    return "\n".join(out) + "\n"
+
+
+def parse_partition(path: str | Path) -> dict[str, int]:
+    """Parse ``list_eval_partition.txt`` (``000001.jpg 0`` rows) into {file name: 0|1|2}."""
+    path = Path(path)
+    result: dict[str, int] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, 1):
+            toks = line.split()
+            if not toks:
+                continue
+            if len(toks) != 2 or toks[1] not in ("0", "1", "2"):
+                raise FacelibError(
+                    f"{path}, line {line_no}: expected '<file> 0|1|2', got {line.strip()[:60]!r}; "
+                    f"fix the file or delete it to use a seeded 80/10/10 split"
+                )
+            if toks[0] in result:
+                raise FacelibError(f"{path}, line {line_no}: file name {toks[0]} appears twice; fix the file")
+            result[toks[0]] = int(toks[1])
+    return result
+
+
+def seeded_partition(filenames, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
+    """A deterministic train/valid/test split (int8 0/1/2) for data without an official one.
+
+    Files are ranked by a seeded hash of their *name*, so the split does not depend on the order
+    the names come in; the first ``fractions[0]`` of the ranking is train, the next valid, the rest
+    test (exact counts, rounded).
+    """
+    names = list(filenames)
+    n = len(names)
+    if n == 0:
+        return np.zeros(0, np.int8)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise FacelibError(f"split fractions {fractions} must be three non-negative numbers summing to 1")
+    keys = np.array(
+        [int.from_bytes(hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=8).digest(), "little")
+         for name in names],
+        dtype=np.uint64,
+    )
+    order = np.lexsort((np.array(names), keys))
+    n_train = int(round(fractions[0] * n))
+    n_valid = min(n - n_train, int(round(fractions[1] * n)))
+    part = np.empty(n, np.int8)
+    part[order[:n_train]] = 0
+    part[order[n_train:n_train + n_valid]] = 1
+    part[order[n_train + n_valid:]] = 2
+    return part
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating, extracting and downloading
+
+
+@dataclass
+class CelebaFiles:
+    """Where a usable CelebA copy lives: the image folder and the annotation files."""
+
+    images: Path
+    attributes: Path
+    partition: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.images.parent
+
+
+def _first_existing(*candidates: Path) -> Path | None:
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _image_dir(folder: Path) -> Path | None:
+    """``folder/img_align_celeba`` (or ``Img/...``), descending once more for Kaggle's nesting."""
+    d = _first_existing(folder / IMAGES_DIR, folder / "Img" / IMAGES_DIR)
+    if d is None or not d.is_dir():
+        return None
+    nested = d / IMAGES_DIR
+    if nested.is_dir() and not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir()):
+        return nested
+    return d
+
+
+def _annotation(folder: Path, name: str, sub: str) -> Path | None:
+    return _first_existing(folder / name, folder / sub / name)
+
+
+def _missing_attr_error(where: Path) -> FacelibError:
+    return FacelibError(
+        f"no {ATTR_FILE} found in or next to {where}: put the official {ATTR_FILE} beside "
+        f"{IMAGES_DIR}/ (or in Anno/), or use SRC=celeba to download everything"
+    )
+
+
+def is_celeba_folder(folder: str | Path) -> bool:
+    """True when ``folder`` has the CelebA layout (an img_align_celeba/ folder)."""
+    return _image_dir(Path(folder)) is not None
+
+
+def locate(folder: str | Path) -> CelebaFiles:
+    """Find images and annotations in a CelebA folder (official, Drive ``Img/ Anno/ Eval/`` or
+    Kaggle layout); raises FacelibError naming what is missing."""
+    folder = Path(folder)
+    images = _image_dir(folder)
+    if images is None:
+        raise FacelibError(
+            f"{folder} has no {IMAGES_DIR}/ folder: pass a CelebA folder, the {IMAGES_ZIP} file, "
+            f"or 'celeba' to download it"
+        )
+    attrs = _annotation(folder, ATTR_FILE, "Anno")
+    if attrs is None:
+        raise _missing_attr_error(folder)
+    return CelebaFiles(images, attrs, _annotation(folder, PARTITION_FILE, "Eval"))
+
+
+def _unsafe_member(name: str, dest: Path) -> bool:
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return True
+    target = (dest / name).resolve()
+    return target != dest and dest not in target.parents
+
+
+def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -> Path:
+    """Extract a zip into ``dest`` (created atomically: temp folder + rename; reused if present).
+
+    Every member is checked first: absolute paths and paths that escape ``dest`` (zip-slip,
+    ``../x``) make the whole archive rejected with FacelibError before anything is written.
+    """
+    zip_path, dest = Path(zip_path), Path(dest)
+    if dest.is_dir():
+        return dest
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise FacelibError(f"{zip_path} is not a readable zip ({e}); re-download it or pass the "
+                           f"extracted folder") from None
+    tmp = dest.with_name(dest.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        with zf:
+            members = zf.infolist()
+            root = tmp.resolve()
+            bad = [m.filename for m in members if _unsafe_member(m.filename, root)]
+            if bad:
+                raise FacelibError(
+                    f"{zip_path} has {len(bad)} member(s) with absolute paths or paths outside the "
+                    f"target folder (e.g. {bad[0]!r}); refusing to extract it. Use the official "
+                    f"{IMAGES_ZIP} or extract it yourself and pass the folder"
+                )
+            from tqdm.auto import tqdm
+
+            for m in tqdm(members, desc=f"extract {zip_path.name}", unit="file", disable=not progress,
+                          mininterval=1.0):
+                zf.extract(m, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex MD5 of a file, read in chunks."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def gdown_downloader(drive_id: str, dest: Path) -> None:
+    """Download one Google Drive file with gdown (raises when Drive refuses)."""
+    import gdown
+
+    result = gdown.download(id=drive_id, output=str(dest), quiet=False)
+    if result is None:  # older gdown versions return None instead of raising
+        raise RuntimeError("gdown could not retrieve the file (permission denied or quota exceeded)")
+
+
+def _refused(name: str, error: object) -> FacelibError:
+    text = str(error).strip()
+    reason = text.splitlines()[0] if text else repr(error)
+    return FacelibError(
+        f"Google Drive refused to send {name} ({reason}). "
+        f"Drive caps downloads of popular files (quota exceeded); retrying later may work. Fix: "
+        f"get {IMAGES_ZIP} and {ATTR_FILE} yourself (from {CELEBA_PAGE} or by adding the "
+        f"shared CelebA folder to your own Google Drive), then pass the local path, e.g. "
+        f"`python -m facelib prepare /content/drive/MyDrive/CelebA OUT` (a folder or the zip)"
+    )
+
+
+def download_file(name: str, info: DriveFile, workdir: Path, downloader: Downloader) -> Path:
+    """Download one file unless a copy with the right MD5 is present; verify the MD5."""
+    dest = workdir / name
+    if dest.is_file() and md5sum(dest) == info.md5:
+        return dest
+    part = workdir / (name + ".part")
+    part.unlink(missing_ok=True)
+    try:
+        downloader(info.drive_id, part)
+    except FacelibError:
+        raise
+    except Exception as e:  # gdown raises several types (FileURLRetrievalError, HTTP errors)
+        part.unlink(missing_ok=True)
+        raise _refused(name, e) from e
+    if not part.is_file() or part.stat().st_size == 0:
+        part.unlink(missing_ok=True)
+        raise _refused(name, "nothing was written")
+    got = md5sum(part)
+    if got != info.md5:
+        part.unlink(missing_ok=True)
+        raise FacelibError(
+            f"MD5 mismatch for {name}: got {got}, expected {info.md5}; the download is incomplete "
+            f"or not the official file. Run again to retry, or pass a verified local copy"
+        )
+    os.replace(part, dest)
+    return dest
+
+
+def _from_zip(zip_path: Path, workdir: Path, progress: bool) -> CelebaFiles:
+    extracted = extract_zip(zip_path, workdir / f"{zip_path.stem}-extracted", progress=progress)
+    # The official zip holds only img_align_celeba/; a home-made one may hold everything,
+    # possibly one folder down.
+    candidates = [extracted] + sorted(p for p in extracted.iterdir() if p.is_dir())
+    folder = next((c for c in candidates if _image_dir(c) is not None), None)
+    if folder is None:
+        raise FacelibError(f"{zip_path} has no {IMAGES_DIR}/ folder inside; pass the official {IMAGES_ZIP}")
+    images = _image_dir(folder)
+    near = [folder, zip_path.parent, zip_path.parent.parent]
+    attrs = next((a for d in near if (a := _annotation(d, ATTR_FILE, "Anno")) is not None), None)
+    if attrs is None:
+        raise _missing_attr_error(zip_path)
+    part = next((p for d in near if (p := _annotation(d, PARTITION_FILE, "Eval")) is not None), None)
+    return CelebaFiles(images, attrs, part)
+
+
+def get_celeba(source: str | Path, workdir: str | Path | None = None,
+               downloader: Downloader | None = None, *, files: Mapping[str, DriveFile] | None = None,
+               progress: bool = True) -> CelebaFiles:
+    """Make CelebA usable and say where it is.
+
+    ``source``: ``"celeba"`` (download the official files with gdown, MD5-verified), a zip
+    (extracted once under ``workdir``, zip-slip safe), or a folder (official, Drive or Kaggle layout,
+    used in place; e.g. a Colab ``/content/drive/MyDrive/...`` path). A folder holding only the zip
+    and the annotation files works too. ``downloader`` and ``files`` are injectable for tests.
+    """
+    from facelib.data.cache import default_cache_root
+
+    workdir = Path(workdir) if workdir is not None else default_cache_root() / "celeba"
+    if str(source).lower() in ("celeba", "download"):
+        workdir.mkdir(parents=True, exist_ok=True)
+        table = dict(files if files is not None else CELEBA_FILES)
+        fetch = downloader or gdown_downloader
+        for name, info in table.items():
+            download_file(name, info, workdir, fetch)
+        return _from_zip(workdir / IMAGES_ZIP, workdir, progress)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise FacelibError(
+            f"{path} does not exist: pass a CelebA folder, the {IMAGES_ZIP} file, or 'celeba' to download"
+        )
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise FacelibError(f"{path} is a file but not a zip: pass a CelebA folder or {IMAGES_ZIP}")
+        return _from_zip(path, workdir, progress)
+    if _image_dir(path) is None:
+        zip_in = _annotation(path, IMAGES_ZIP, "Img")
+        if zip_in is not None:
+            return _from_zip(zip_in, workdir, progress)
+    return locate(path)

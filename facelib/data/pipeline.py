@@ -1,0 +1,106 @@
+"""The training input pipeline: deterministic, resumable batches from a prepared cache.
+
+Which rows form batch ``k`` depends only on (seed, k): epoch ``e`` uses the permutation from
+``np.random.default_rng([seed, e])`` over the split's rows, and flips come from
+``default_rng([seed, e, 1])``. A training resumed at step ``k`` (``start_step=k``) therefore sees
+exactly the batches an uninterrupted run would have seen from step ``k`` on.
+The generator only gathers uint8 rows from the memmap; the float conversion and the flip run in
+the TensorFlow graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from facelib.data.cache import FaceCache
+from facelib.errors import FacelibError
+
+
+def _as_cache(cache) -> FaceCache:
+    return cache if isinstance(cache, FaceCache) else FaceCache.open(Path(cache))
+
+
+def steps_per_epoch(cache, batch_size: int, split: str = "train") -> int:
+    """Full batches in one pass over ``split`` (the remainder is dropped)."""
+    return len(_as_cache(cache).indices(split)) // int(batch_size)
+
+
+def batch_plan(indices: np.ndarray, batch_size: int, seed: int = 0, start_step: int = 0,
+               flip: bool = True, repeat: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (rows int64 (B,), flip bool (B,)) for steps ``start_step, start_step + 1, ...``.
+
+    With ``repeat=False`` it stops at the end of the epoch that contains ``start_step``.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    n, b = len(indices), int(batch_size)
+    if b <= 0:
+        raise FacelibError(f"batch_size must be positive, got {batch_size}")
+    steps = n // b
+    if steps == 0:
+        raise FacelibError(f"the split has {n} images, fewer than one batch of {b}; use a smaller "
+                           f"batch size or a bigger dataset")
+    if start_step < 0:
+        raise FacelibError(f"start_step must be >= 0, got {start_step}")
+    epoch, first = divmod(int(start_step), steps)
+    while True:
+        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        flips = (np.random.default_rng([seed, epoch, 1]).random(n) < 0.5) if flip else np.zeros(n, bool)
+        for k in range(first, steps):
+            sl = slice(k * b, (k + 1) * b)
+            yield indices[perm[sl]], flips[sl]
+        if not repeat:
+            return
+        first = 0
+        epoch += 1
+
+
+def gather(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``images[rows]`` read in ascending row order (sequential memmap access), then reordered."""
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows),) + images.shape[1:], images.dtype)
+    out[order] = images[rows[order]]
+    return out
+
+
+def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, flip: bool = True,
+                 split: str = "train", repeat: bool = True):
+    """A tf.data.Dataset of (images float32 [-1, 1] (B, R, R, 3), attributes float32 0/1 (B, A)).
+
+    ``cache``: a FaceCache or the path of one. Batches are full (remainder dropped), shuffled per
+    epoch, optionally mirrored, deterministic given ``seed`` and resumable with ``start_step``.
+    Works with ``strategy.experimental_distribute_dataset`` (the batch is the global batch).
+    """
+    import tensorflow as tf
+
+    cache = _as_cache(cache)
+    indices = cache.indices(split)
+    plan_args = (indices, int(batch_size), int(seed), int(start_step), bool(flip), bool(repeat))
+    next(batch_plan(*plan_args), None)  # validate the arguments now, not inside TensorFlow
+    images, attributes = cache.images, cache.attributes
+    r, a, b = cache.resolution, cache.num_attributes, int(batch_size)
+
+    def generate():
+        for rows, flips in batch_plan(*plan_args):
+            yield gather(images, rows), attributes[rows], flips
+
+    ds = tf.data.Dataset.from_generator(
+        generate,
+        output_signature=(
+            tf.TensorSpec((b, r, r, 3), tf.uint8),
+            tf.TensorSpec((b, a), tf.int8),
+            tf.TensorSpec((b,), tf.bool),
+        ),
+    )
+
+    def to_model(x, attrs, flips):
+        x = tf.cast(x, tf.float32) / 127.5 - 1.0  # as facelib.images.to_float
+        x = tf.where(flips[:, None, None, None], tf.reverse(x, axis=[2]), x)
+        return x, tf.cast(attrs, tf.float32)
+
+    ds = ds.map(to_model, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

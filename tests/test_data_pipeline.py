@@ -1,0 +1,143 @@
+"""The tf.data pipeline: exact batch contents, determinism, resumption, flips, distribution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelib.data.cache import FaceCache
+from facelib.data.pipeline import batch_plan, gather, make_dataset, steps_per_epoch
+from facelib.data.prepare import prepare
+from facelib.errors import FacelibError
+from facelib.images import to_float
+
+FIXTURE = Path(__file__).parent / "fixtures" / "celeba-tiny"
+B = 4  # the fixture's train split has 19 images: 4 full batches per epoch
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> FaceCache:
+    out = tmp_path_factory.mktemp("pipeline") / "cache32"
+    prepare(FIXTURE, out, 32, progress=False)
+    return FaceCache.open(out)
+
+
+def batches(ds, n):
+    return [(x.numpy(), a.numpy()) for x, a in ds.take(n)]
+
+
+# ------------------------------------------------------------------------------- the plan (numpy)
+
+
+def test_each_epoch_is_a_permutation_of_the_split(cache):
+    train = cache.indices("train")
+    plan = list(batch_plan(train, B, seed=3, repeat=False))
+    assert len(plan) == steps_per_epoch(cache, B) == 4
+    rows = np.concatenate([r for r, _ in plan])
+    assert len(set(rows.tolist())) == 16 and set(rows.tolist()) <= set(train.tolist())
+    repeated = batch_plan(train, B, seed=3)  # repeat=True: the same first epoch, then more
+    assert all(np.array_equal(next(repeated)[0], r) for r, _ in plan)
+    assert len(set(np.concatenate([next(repeated)[0] for _ in range(4)]).tolist())) == 16
+
+
+def test_plan_start_step_equals_skipping_steps(cache):
+    train = cache.indices("train")
+    fresh = batch_plan(train, B, seed=7)
+    reference = [next(fresh) for _ in range(14)]  # crosses three epoch boundaries
+    for k in (0, 1, 4, 5, 9):
+        resumed = batch_plan(train, B, seed=7, start_step=k)
+        for want in reference[k:]:
+            got = next(resumed)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    epochs = [np.concatenate([r for r, _ in reference[e * 4:(e + 1) * 4]]) for e in range(3)]
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch
+
+
+def test_plan_rejects_bad_arguments(cache):
+    with pytest.raises(FacelibError, match="fewer than one batch of 32"):
+        next(batch_plan(cache.indices("train"), 32))
+    with pytest.raises(FacelibError, match="start_step must be >= 0"):
+        next(batch_plan(cache.indices("train"), B, start_step=-1))
+
+
+def test_gather_returns_rows_in_the_requested_order(cache):
+    rows = np.array([17, 2, 9, 2])
+    assert np.array_equal(gather(cache.images, rows), np.asarray(cache.images)[rows])
+
+
+# ------------------------------------------------------------------------------- tf.data
+
+
+def test_batches_hold_exactly_the_planned_images(cache):
+    ds = make_dataset(cache, B, seed=1, flip=True)
+    plan = batch_plan(cache.indices("train"), B, seed=1, flip=True)
+    images = np.asarray(cache.images)
+    flipped_any = False
+    for x, a in batches(ds, 6):
+        rows, flips = next(plan)
+        want = to_float(images[rows])
+        want[flips] = want[flips][:, :, ::-1]
+        flipped_any |= bool(flips.any())
+        assert x.shape == (B, 32, 32, 3) and x.dtype == np.float32
+        np.testing.assert_array_equal(x, want)
+        assert a.dtype == np.float32 and a.shape == (B, 40)
+        np.testing.assert_array_equal(a, cache.attributes[rows].astype(np.float32))
+        assert x.min() >= -1.0 and x.max() <= 1.0 and set(np.unique(a)) <= {0.0, 1.0}
+    assert flipped_any
+
+
+def test_same_seed_same_batches_other_seed_other_batches(cache):
+    one, two = batches(make_dataset(cache, B, seed=0), 5), batches(make_dataset(cache, B, seed=0), 5)
+    assert all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(one, two))
+    other = batches(make_dataset(cache, B, seed=1), 5)
+    assert not all(np.array_equal(p[0], q[0]) for p, q in zip(one, other))
+
+
+@pytest.mark.parametrize("k", [3, 6])
+def test_start_step_resumes_where_an_uninterrupted_run_would_be(cache, k):
+    fresh = batches(make_dataset(cache, B, seed=2), k + 3)
+    resumed = batches(make_dataset(cache, B, seed=2, start_step=k), 3)
+    for (x, a), (y, b) in zip(fresh[k:], resumed):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_flip_mirrors_some_images_and_only_mirrors(cache):
+    plain = batches(make_dataset(cache, B, seed=4, flip=False), 4)
+    flipped = batches(make_dataset(cache, B, seed=4, flip=True), 4)
+    n_flipped = 0
+    for (x, _), (y, _) in zip(plain, flipped):
+        for xi, yi in zip(x, y):
+            if np.array_equal(xi, yi):
+                continue
+            np.testing.assert_array_equal(yi, xi[:, ::-1])
+            n_flipped += 1
+    assert 0 < n_flipped < 16
+
+
+def test_one_pass_without_repeat_and_other_splits(cache):
+    assert len(batches(make_dataset(cache, B, repeat=False), 100)) == 4
+    assert len(batches(make_dataset(cache, 2, split="test", repeat=False), 100)) == 1
+    assert len(batches(make_dataset(str(cache.path), 3, split="all", repeat=False), 100)) == 8
+    with pytest.raises(FacelibError, match="fewer than one batch"):
+        make_dataset(cache, 64)
+
+
+def test_distributes_under_mirrored_strategy(cache):
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    dist = strategy.experimental_distribute_dataset(make_dataset(cache, B, seed=0))
+    x, a = next(iter(dist))
+
+    @tf.function
+    def step(x, a):
+        return strategy.run(lambda u, v: tf.reduce_sum(u) + tf.reduce_sum(v), args=(x, a))
+
+    local = strategy.experimental_local_results(x)
+    assert sum(t.shape[0] for t in local) == B
+    total = sum(float(t) for t in strategy.experimental_local_results(step(x, a)))
+    want_x, want_a = batches(make_dataset(cache, B, seed=0), 1)[0]
+    assert total == pytest.approx(float(want_x.sum() + want_a.sum()), rel=1e-5)
