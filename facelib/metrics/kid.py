@@ -1,0 +1,171 @@
+"""Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with a cubic polynomial kernel.
+
+k(x, y) = (x.y / d + 1)^3. Unlike FID the estimator is unbiased, so it is comparable across
+sample sizes and is ~0 (possibly slightly negative) for identical distributions. As in the
+paper and StyleGAN2-ADA it is averaged over random subsets (default 100 subsets of
+min(1000, n) samples each), and the spread over subsets is reported as the std.
+
+`KernelInceptionDistance` is the same estimator as a Keras metric for use inside training
+(as in the keras-io gan_ada example): it averages the per-batch estimate over batches.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from facelib.errors import FacelibError
+
+
+class KIDResult(NamedTuple):
+    mean: float
+    std: float
+
+
+def _check_pair(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x), np.asarray(y)
+    for name, a in (("real features", x), ("generated features", y)):
+        if a.ndim != 2:
+            raise FacelibError(
+                f"{name} must be a 2-D (samples, features) array, got shape {a.shape}; "
+                "pool features to one vector per sample"
+            )
+    if x.shape[1] != y.shape[1]:
+        raise FacelibError(
+            f"real and generated features differ in dimension ({x.shape[1]} vs {y.shape[1]}); "
+            "extract both with the same network"
+        )
+    return x, y
+
+
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """k(x, y) = (x.y / d + 1)^3 for all rows of x against all rows of y."""
+    g = x @ y.T
+    g /= x.shape[1]
+    g += 1.0
+    cube = g * g  # explicit products: numpy's generic ** 3 is ~20x slower than two multiplies
+    cube *= g
+    return cube
+
+
+def mmd2_unbiased(x, y, dtype=np.float64) -> float:
+    """Unbiased MMD^2 between samples x (m, d) and y (n, d) under the polynomial kernel.
+
+    Self-similarity terms exclude the diagonal (i == j), which is what removes the bias.
+    """
+    x, y = _check_pair(x, y)
+    m, n = x.shape[0], y.shape[0]
+    if m < 2 or n < 2:
+        raise FacelibError(f"unbiased MMD needs at least 2 samples per set, got {m} and {n}")
+    # One Gram matrix of the stacked samples: a single symmetric BLAS call (syrk) with the same
+    # flop count as the three separate products, and fewer thread synchronisations.
+    z = np.concatenate([x, y]).astype(dtype, copy=False)
+    k = polynomial_kernel(z, z)
+    kxx, kyy, kxy = k[:m, :m], k[m:, m:], k[:m, m:]
+    term_x = (kxx.sum(dtype=np.float64) - np.trace(kxx, dtype=np.float64)) / (m * (m - 1))
+    term_y = (kyy.sum(dtype=np.float64) - np.trace(kyy, dtype=np.float64)) / (n * (n - 1))
+    return float(term_x + term_y - 2.0 * kxy.sum(dtype=np.float64) / (m * n))
+
+
+def kid(
+    real,
+    generated,
+    num_subsets: int = 100,
+    subset_size: int = 1000,
+    seed: int = 0,
+    dtype=np.float64,
+) -> KIDResult:
+    """KID mean and std over `num_subsets` random subsets of size min(subset_size, n_real, n_gen).
+
+    Each subset is drawn without replacement, independently for real and generated features.
+    `dtype=np.float32` halves the time at a small cost in precision.
+    """
+    x, y = _check_pair(real, generated)
+    if num_subsets < 1:
+        raise FacelibError(f"num_subsets must be >= 1, got {num_subsets}")
+    m = min(int(subset_size), x.shape[0], y.shape[0])
+    if m < 2:
+        raise FacelibError(
+            f"KID needs subsets of at least 2 samples, but the sets have {x.shape[0]} real and "
+            f"{y.shape[0]} generated samples (subset_size={subset_size}); pass more samples"
+        )
+    rng = np.random.default_rng(seed)
+    values = np.empty(num_subsets, np.float64)
+    for i in range(num_subsets):
+        xi = x[np.sort(rng.choice(x.shape[0], m, replace=False))]
+        yi = y[np.sort(rng.choice(y.shape[0], m, replace=False))]
+        values[i] = mmd2_unbiased(xi, yi, dtype=dtype)
+    std = float(values.std(ddof=1)) if num_subsets > 1 else 0.0
+    return KIDResult(float(values.mean()), std)
+
+
+def _keras_metric_class():
+    """Build the Keras metric class lazily so importing this module does not import keras."""
+    import keras
+    from keras import ops
+
+    class KernelInceptionDistance(keras.metrics.Metric):
+        """Running mean of the per-batch unbiased KID estimate.
+
+        update_state(real, generated) takes features, or images when `feature_extractor` (any
+        callable / keras.Model mapping a batch to (B, D) features) is given. Real and generated
+        batches may differ in size; each needs at least 2 samples.
+        """
+
+        def __init__(self, feature_extractor=None, name="kid", dtype="float32", **kwargs):
+            super().__init__(name=name, dtype=dtype, **kwargs)
+            self.feature_extractor = feature_extractor
+            self.total = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="total")
+            self.count = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="count")
+
+        def _features(self, x):
+            if self.feature_extractor is not None:
+                x = self.feature_extractor(x, training=False) if isinstance(
+                    self.feature_extractor, keras.Model) else self.feature_extractor(x)
+            x = ops.cast(x, self.dtype)
+            return ops.reshape(x, (ops.shape(x)[0], -1))
+
+        def _kernel(self, a, b):
+            d = ops.cast(ops.shape(a)[1], self.dtype)
+            return (ops.matmul(a, ops.transpose(b)) / d + 1.0) ** 3
+
+        def update_state(self, real_features, generated_features, sample_weight=None):
+            if sample_weight is not None:
+                raise FacelibError("KernelInceptionDistance does not support sample_weight; omit it")
+            x = self._features(real_features)
+            y = self._features(generated_features)
+            m = ops.cast(ops.shape(x)[0], self.dtype)
+            n = ops.cast(ops.shape(y)[0], self.dtype)
+            kxx = self._kernel(x, x)
+            kyy = self._kernel(y, y)
+            kxy = self._kernel(x, y)
+            term_x = (ops.sum(kxx) - ops.trace(kxx)) / (m * (m - 1.0))
+            term_y = (ops.sum(kyy) - ops.trace(kyy)) / (n * (n - 1.0))
+            estimate = term_x + term_y - 2.0 * ops.mean(kxy)
+            self.total.assign_add(estimate)
+            self.count.assign_add(ops.cast(1.0, self.dtype))
+
+        def result(self):
+            return ops.divide_no_nan(self.total, self.count)
+
+        def reset_state(self):
+            self.total.assign(ops.zeros((), self.dtype))
+            self.count.assign(ops.zeros((), self.dtype))
+
+        def get_config(self):
+            config = super().get_config()
+            if self.feature_extractor is not None:
+                # A network cannot live in a JSON config; rebuild it and pass it in again.
+                config["feature_extractor"] = None
+            return config
+
+    return KernelInceptionDistance
+
+
+def __getattr__(name):
+    if name == "KernelInceptionDistance":
+        cls = _keras_metric_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
