@@ -17,6 +17,7 @@ COMMANDS = {
     "prepare": "facelib.commands.prepare",
     "train": "facelib.commands.train",
     "generate": "facelib.commands.generate",
+    "edit": "facelib.commands.edit",
     "train-classifier": "facelib.commands.train_classifier",
     "evaluate": "facelib.commands.evaluate",
     "fid": "facelib.commands.fid",

@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One BLAS thread: the tests' matrices are small, and OpenBLAS threads fighting over two busy
+# cores made a 300x1024 SVD take 10 s instead of 0.1 s.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 

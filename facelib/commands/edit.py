@@ -1,0 +1,126 @@
+"""python -m facelib edit: invert a face photo into a run and move it along a direction."""
+
+from __future__ import annotations
+
+HELP = ("invert an aligned face photo into a run and edit it along a latent direction; writes "
+        "a strip: input, reconstruction, edited")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--run", required=True, help="run folder written by `train`")
+    p.add_argument("--image", required=True,
+                   help="an aligned CelebA-style face crop (178x218-like or square), JPEG/PNG")
+    p.add_argument("--direction", required=True,
+                   help="a direction saved in RUN/directions (e.g. PC0, Smiling), or a CelebA "
+                        "attribute name to compute with --classifier")
+    p.add_argument("--strength", type=float, default=2.0,
+                   help="how far to move, in standard deviations of z (negative: the opposite)")
+    p.add_argument("--out", default="edited.png", help="output strip (PNG or JPEG)")
+    p.add_argument("--steps", type=int, default=300, help="inversion optimisation steps")
+    p.add_argument("--classifier", default=None,
+                   help="attribute classifier folder (python -m facelib train-classifier): "
+                        "needed to compute a missing attribute direction")
+    p.add_argument("--keep", default=None,
+                   help="comma-separated directions to keep unchanged (conditional editing), "
+                        "e.g. Male,Young")
+    p.add_argument("--attrs", default=None,
+                   help="conditional runs: the photo's attributes to hold, e.g. Male=1,Smiling=0 "
+                        "(the rest: the classifier's predictions if given, else drawn)")
+    p.add_argument("--samples", type=int, default=2000,
+                   help="latents sampled to fit a missing attribute direction")
+    p.add_argument("--scale", type=int, default=4, help="enlarge the strip by this factor")
+    p.add_argument("--checkpoint", default="latest", help="latest, best, or a checkpoint folder")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _load_classifier(path):
+    from facelib.errors import FacelibError
+
+    try:
+        from facelib.classifier import AttributeClassifier
+    except ImportError as e:
+        raise FacelibError(f"the attribute classifier module is unavailable ({e}); update "
+                           "facelib") from None
+    return AttributeClassifier.load(path)
+
+
+def resolve_direction(run, name: str, classifier_path, samples: int, seed: int):
+    """The unit vector of ``name``: saved in the run, or computed with the classifier (then
+    saved in RUN/directions/attributes.npz)."""
+    from facelib.data.celeba import ATTRIBUTE_NAMES
+    from facelib.errors import FacelibError
+    from facelib.latent.directions import (
+        available_directions, compute_attribute_directions, find_saved_direction,
+        save_directions)
+
+    vector = find_saved_direction(run, name)
+    if vector is not None:
+        return vector
+    saved = sorted(available_directions(run))
+    if name in ATTRIBUTE_NAMES:
+        if classifier_path is None:
+            raise FacelibError(
+                f"direction {name!r} is not saved in {run.path}/directions (saved: "
+                f"{', '.join(saved) or 'none'}); pass --classifier PATH to compute it from the "
+                "attribute classifier (python -m facelib train-classifier)")
+        clf = _load_classifier(classifier_path)
+        dset = compute_attribute_directions(run, clf, [name], n=samples, seed=seed)
+        path = save_directions(run, dset, "attributes")
+        acc = dset.info(name).get("accuracy")
+        print(f"computed direction {name} from {samples} samples (SVM held-out accuracy "
+              f"{acc:.2f}); saved to {path}")
+        return dset[name]
+    raise FacelibError(
+        f"unknown direction {name!r}. Saved in {run.path}/directions: {', '.join(saved) or 'none'}"
+        f". Or give a CelebA attribute name ({', '.join(ATTRIBUTE_NAMES[:4])}, ...) with "
+        "--classifier to compute it")
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from facelib import load_run
+    from facelib.commands.generate import parse_attrs
+    from facelib.errors import FacelibError
+    from facelib.images import make_grid, to_uint8, write_image
+    from facelib.latent.align import load_face
+    from facelib.latent.directions import move, orthogonalize
+    from facelib.latent.inversion import invert
+
+    if args.steps < 0:
+        raise FacelibError(f"--steps {args.steps}: use 0 or more")
+    if args.scale < 1:
+        raise FacelibError(f"--scale {args.scale}: use 1 or more")
+    run = load_run(args.run, checkpoint=args.checkpoint)
+    face = load_face(args.image, run.resolution)
+    direction = resolve_direction(run, args.direction, args.classifier, args.samples, args.seed)
+    if args.keep:
+        keep = [k.strip() for k in args.keep.split(",") if k.strip()]
+        others = [resolve_direction(run, k, args.classifier, args.samples, args.seed)
+                  for k in keep]
+        direction = orthogonalize(direction, np.stack(others))
+    fixed = parse_attrs(args.attrs)
+    attrs = None
+    if run.conditional:
+        if args.classifier:  # the photo's predicted attributes, with --attrs overriding them
+            from facelib.latent.inversion import attributes_from_scorer
+
+            attrs = attributes_from_scorer(_load_classifier(args.classifier), face[None])
+            for name, value in (fixed or {}).items():
+                if name not in run.attribute_names:
+                    raise FacelibError(f"--attrs: unknown attribute {name!r}")
+                attrs[:, run.attribute_names.index(name)] = value
+        else:
+            attrs = run.sample_attributes(1, fixed, seed=args.seed)
+    elif fixed:
+        raise FacelibError("--attrs needs a conditional run; this one is unconditional")
+    result = invert(run, face[None], steps=args.steps, attrs=attrs, seed=args.seed)
+    edited = to_uint8(run.synthesize(move(result.z, direction, args.strength), result.attrs))
+    strip = make_grid(np.stack([result.targets[0], result.reconstructions[0], edited[0]]), ncols=3)
+    if args.scale > 1:
+        strip = strip.repeat(args.scale, axis=0).repeat(args.scale, axis=1)
+    path = write_image(args.out, strip)
+    print(f"reconstruction PSNR {float(result.psnr[0]):.1f} dB (MSE {float(result.mse[0]):.4f}, "
+          f"{args.steps} steps, init {result.init}); wrote input | reconstruction | "
+          f"{args.direction} {args.strength:+g} to {path}")
+    return 0

@@ -1,0 +1,37 @@
+"""Latent-space tools over the Run interface: interpolation, attribute and principal directions,
+inversion of real photos, and the checks that photos are aligned face crops.
+
+    from facelib import load_run
+    from facelib.latent import compute_attribute_directions, invert_file, move
+    run = load_run("runs/x")
+    d = compute_attribute_directions(run, classifier, ["Smiling", "Male"])
+    r = invert_file(run, "face.jpg")
+    edited = run.synthesize(move(r.z, d["Smiling"], 2.0), r.attrs)
+"""
+
+from facelib.latent.align import face_crop_mode, load_face
+from facelib.latent.directions import (
+    DirectionSet, EntanglementRow, available_directions, compute_attribute_directions,
+    conditional_direction, direction_grid, entanglement, find_saved_direction, fit_direction,
+    format_entanglement, load_directions, move, orthogonalize, principal_directions,
+    save_directions,
+)
+from facelib.latent.interpolate import (
+    interpolate, interpolation_gif, interpolation_grid, interpolation_images, lerp, slerp,
+    write_gif,
+)
+from facelib.latent.inversion import (
+    InversionResult, encode, evaluate_inversion, invert, invert_file, load_encoder,
+    reconstruction_errors, train_encoder,
+)
+
+__all__ = [
+    "DirectionSet", "EntanglementRow", "InversionResult", "available_directions",
+    "compute_attribute_directions", "conditional_direction", "direction_grid", "encode",
+    "entanglement",
+    "evaluate_inversion", "face_crop_mode", "find_saved_direction", "fit_direction",
+    "format_entanglement", "interpolate", "interpolation_gif", "interpolation_grid",
+    "interpolation_images", "invert", "invert_file", "lerp", "load_directions", "load_encoder",
+    "load_face", "move", "orthogonalize", "principal_directions", "reconstruction_errors",
+    "save_directions", "slerp", "train_encoder", "write_gif",
+]

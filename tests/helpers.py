@@ -1,0 +1,16 @@
+"""Test doubles shared by several test files (imported as ``helpers``; tests/ is on sys.path)."""
+
+import facelib
+
+
+def boosted_run(path, factor: float = 300.0):
+    """A loaded run whose output layer is scaled in memory.
+
+    The 6-step fixture runs draw nearly flat faces (pixel std ~1e-3 across z): slider moves would
+    not change a uint8 pixel, GIF frames would be equal, and there would be nothing to invert.
+    Scaling the to_rgb layer makes z's effect on the pixels measurable.
+    """
+    run = facelib.load_run(path)
+    layer = run.generator.get_layer("to_rgb")
+    layer.set_weights([w * factor for w in layer.get_weights()])
+    return run

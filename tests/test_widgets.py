@@ -1,0 +1,126 @@
+"""The latent explorer, headless: the controller (state -> image) and the ipywidgets view
+driven by setting widget values, as a user's clicks would."""
+
+import numpy as np
+import pytest
+
+from facelib.errors import FacelibError
+from facelib.latent.directions import DirectionSet
+from facelib.widgets import ExplorerView, LatentExplorer, explore, uploaded_files
+from helpers import boosted_run
+
+
+
+
+@pytest.fixture(scope="module")
+def run(tiny_run):
+    return boosted_run(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def crun(tiny_conditional_run):
+    return boosted_run(tiny_conditional_run)
+
+
+def _directions(run):
+    rng = np.random.default_rng(0)
+    attrs = DirectionSet(["Smiling", "Male"], rng.standard_normal((2, run.latent_dim)), "attribute")
+    pcs = DirectionSet(["PC0"], rng.standard_normal((1, run.latent_dim)), "principal",
+                       {"per_direction": {"PC0": {"explained_variance_ratio": 0.125}}})
+    return [attrs, pcs]
+
+
+def _png(image):
+    import cv2
+
+    return cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))[1].tobytes()
+
+
+def test_uploaded_files_reads_ipywidgets_7_and_8_values():
+    v7 = {"a.png": {"metadata": {"name": "a.png", "type": "image/png", "size": 3},
+                    "content": b"abc"}}
+    v8 = ({"name": "b.png", "type": "image/png", "size": 3, "content": memoryview(b"xyz"),
+           "last_modified": None},)
+    assert uploaded_files(v7) == [("a.png", b"abc")]
+    assert uploaded_files(v8) == [("b.png", b"xyz")]
+    assert uploaded_files({}) == [] and uploaded_files(()) == []
+
+
+def test_controller_sliders_reset_and_seed(run):
+    ex = LatentExplorer(run, _directions(run), seed=3, display_size=64)
+    assert ex.labels["PC0"] == "PC0 (12.5%)"
+    original = ex.png()
+    np.testing.assert_array_equal(ex.image(), run.generate(1, seed=3)[0])
+    ex.set_strength("Smiling", 2.5)
+    moved = ex.png()
+    assert moved != original
+    np.testing.assert_allclose(ex.latent(), run.sample_latents(1, 3)
+                               + 2.5 * _directions(run)[0]["Smiling"], atol=1e-6)
+    ex.reset()
+    assert ex.png() == original  # exactly the original bytes
+    ex.set_seed(4)
+    assert ex.png() != original
+    with pytest.raises(FacelibError, match="no direction"):
+        ex.set_strength("Bald", 1.0)
+    with pytest.raises(FacelibError, match="conditional run"):
+        ex.set_attribute("Smiling", 1)
+
+
+def test_view_drives_the_image(run):
+    view = explore(run, _directions(run), seed=0, display_size=64, invert_steps=3)
+    assert isinstance(view, ExplorerView) and not view.toggles
+    original = view.image.value
+    view.sliders["Male"].value = 2.0
+    assert view.image.value != original
+    view.sliders["PC0"].value = -1.5
+    view.reset_button.click()
+    assert view.image.value == original and view.sliders["Male"].value == 0.0
+    view.seed.value = 5
+    assert view.image.value != original and view.status.value == "seed 5"
+    view.next_seed.click()
+    assert view.seed.value == 6 and view.explorer.seed == 6
+
+
+def test_upload_inverts_the_photo(run):
+    view = explore(run, _directions(run), seed=0, display_size=64, invert_steps=3)
+    before = view.image.value
+    face = run.generate(1, seed=11)[0]
+    from datetime import datetime, timezone
+
+    data = _png(face)  # what ipywidgets 8 sets after a browser upload
+    view.upload.value = ({"name": "me.png", "type": "image/png", "size": len(data),
+                          "content": memoryview(data),
+                          "last_modified": datetime.now(timezone.utc)},)
+    assert view.explorer.inverted is not None and len(view.explorer.inverted.history) == 3
+    assert view.status.value.startswith("me.png: inverted, PSNR")
+    assert view.image.value != before
+    np.testing.assert_array_equal(view.explorer.image(), view.explorer.inverted.reconstructions[0])
+    photo = view.image.value
+    view.sliders["Smiling"].value = 1.0  # sliders edit the photo
+    assert view.image.value != photo
+    np.testing.assert_allclose(view.explorer.latent(), view.explorer.inverted.z
+                               + view.explorer.directions["Smiling"], atol=1e-6)
+    view._on_upload({"bad.png": {"metadata": {}, "content": b"not an image"}})  # 7's format
+    assert view.status.value.startswith("error:") and "aligned" in view.status.value
+
+
+def test_conditional_toggles_change_the_face(crun):
+    view = explore(crun, _directions(crun), seed=0, display_size=64, invert_steps=2,
+                   attrs={"Male": 1})
+    assert len(view.toggles) == 40 and view.toggles["Male"].value == "yes"
+    original = view.image.value
+    assert view.explorer.attributes()[0, crun.attribute_names.index("Male")] == 1
+    view.toggles["Male"].value = "no"
+    assert view.explorer.attributes()[0, crun.attribute_names.index("Male")] == 0
+    assert view.image.value != original
+    view.toggles["Male"].value = "yes"
+    assert view.image.value == original
+    view.attr_seed.value = 1  # redraw the free attributes
+    assert view.explorer.attributes()[0, crun.attribute_names.index("Male")] == 1
+    view.sliders["Smiling"].value = 2.0  # sliders combine with toggles
+    assert view.image.value != original
+    ex = view.explorer
+    ex.upload(_png(crun.generate(1, seed=2, attrs={"Male": 1})[0]))
+    np.testing.assert_array_equal(ex.inverted.attrs, ex.attributes())  # held during inversion
+    with pytest.raises(FacelibError, match="unknown attribute"):
+        ex.set_attribute("Smiles", 1)
