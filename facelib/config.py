@@ -55,6 +55,9 @@ class Config:
     epoch_steps: int = 0  # steps per Keras epoch (one sample grid each); 0: one pass over the data
     keep_checkpoints: int = 2
     sample_grid: int = 64  # faces in the fixed-seed grid
+    kid_every: int = 0  # epochs between KID measurements (0: off); the best KID -> checkpoints/best
+    kid_samples: int = 1000  # generated faces per measurement (and held-out real faces at most)
+    kid_network: str = "standard"  # "standard" (FID Inception) or "test" (random net, NOT comparable)
 
     def __post_init__(self) -> None:
         self.diffaugment_policy = tuple(self.diffaugment_policy)
@@ -98,6 +101,12 @@ class Config:
             bad("gp_weight", "a float >= 0")
         if not isinstance(self.seed, int) or self.seed < 0:
             bad("seed", "a non-negative integer")
+        if not isinstance(self.kid_every, int) or isinstance(self.kid_every, bool) or self.kid_every < 0:
+            bad("kid_every", "0 (off) or a positive number of epochs")
+        if not isinstance(self.kid_samples, int) or self.kid_samples < 4:
+            bad("kid_samples", "an integer >= 4")
+        if self.kid_network not in ("standard", "test"):
+            bad("kid_network", "'standard' or 'test'")
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -57,7 +57,20 @@ class Run:
         finally:
             keras.config.set_dtype_policy(policy)
         weights = ckpt / "ema_generator.weights.h5"
-        generator.load_weights(weights if weights.exists() else ckpt / "generator.weights.h5")
+        import warnings
+
+        try:
+            # Keras warns, rather than fails, when some saved layers find no match: a run made
+            # by another architecture must not load half-initialised.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("error", message=".*(Skipping|could not be loaded).*")
+                generator.load_weights(weights if weights.exists() else ckpt / "generator.weights.h5")
+        except (ValueError, UserWarning) as e:
+            raise FacelibError(
+                f"{ckpt}: its weights do not fit the generator this facelib builds from "
+                f"{path / 'config.json'} (the run was made by an older architecture): retrain "
+                f"it, or load it with the facelib version that trained it ({e.__class__.__name__}: "
+                f"{str(e).splitlines()[0][:120]})") from e
         names, prior = cls._load_prior(path)
         return cls(path, config, generator, CheckpointManager.state(ckpt)["step"], ckpt, names, prior)
 

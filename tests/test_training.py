@@ -169,3 +169,38 @@ def test_checkpoint_write_is_atomic(tiny_run, monkeypatch, tmp_path):
     assert manager.latest() == before
     assert CheckpointManager.state(manager.latest())["step"] == 6
     assert not (run / "checkpoints" / "step-00000007").exists()
+
+
+def test_kid_in_the_loop_logs_kid_and_keeps_the_best_checkpoint(cache32, tmp_path):
+    """kid_every=1 measures KID each epoch (test network: no weights needed, not comparable)."""
+    from facelib import load_run
+    from facelib.training.callbacks import read_metrics
+    from facelib.training.checkpoint import CheckpointManager
+    from facelib.training.trainer import train
+
+    cfg = preset("smoke", steps=6, epoch_steps=3, checkpoint_every=3, kid_every=1,
+                 kid_samples=16, kid_network="test")
+    train(cfg, tmp_path / "r", data=cache32, verbose=0)
+    kids = [r for r in read_metrics(tmp_path / "r") if "kid_mean" in r]
+    assert [r["step"] for r in kids] == [3, 6]
+    assert all(np.isfinite(r["kid_mean"]) for r in kids)
+    best = CheckpointManager(tmp_path / "r" / "checkpoints").best()
+    best_step = CheckpointManager.state(best)["step"]
+    assert best_step == min(kids, key=lambda r: r["kid_mean"])["step"]
+    assert load_run(tmp_path / "r", checkpoint="best").step == best_step
+
+
+def test_a_run_from_another_architecture_gives_a_clear_error(tiny_run, tmp_path):
+    """Weights that do not fit the generator rebuilt from config.json (e.g. a run trained by an
+    older facelib) are refused with a message, not a raw Keras error."""
+    import shutil
+
+    from facelib import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("tensorboard"))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["conditional"] = True
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(FacelibError, match="older architecture"):
+        load_run(run)

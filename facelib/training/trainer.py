@@ -24,7 +24,8 @@ from facelib.training.checkpoint import CheckpointManager
 from facelib.training.gan import GAN
 
 # Fields a resumed run may change; everything else must match the saved config.json.
-RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints", "jit_compile"}
+RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints", "jit_compile",
+                    "kid_every", "kid_samples", "kid_network"}
 GRID_SEED_OFFSET = 7919  # grid latents come from seed + this, apart from training draws
 
 
@@ -187,6 +188,14 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
                                         write_graph=False, profile_batch=0),
             *(callbacks or []),
         ]
+        if config.kid_every:
+            # Built before fit, so missing Inception weights fail before any training; placed
+            # before TensorBoard so that logs["kid"] reaches it.
+            from facelib.training.kid_callback import kid_callback_for_cache
+
+            all_callbacks.insert(1, kid_callback_for_cache(
+                cache, run_dir, manager, every=config.kid_every, n=config.kid_samples,
+                network=config.kid_network, seed=config.seed))
         epoch_steps = config.epoch_steps or steps_per_epoch(cache, config.batch_size, "train")
         logs: dict = {}
         try:

@@ -1,0 +1,198 @@
+"""KID during training: measure the EMA generator every few epochs and keep the best checkpoint.
+
+GAN losses say little about sample quality, and the last checkpoint is often not the best one
+(the keras-io gan_ada example tracks KID for this reason). KID rather than FID because it is
+unbiased at the few hundred samples one can afford inside a training loop.
+
+Each measurement appends one line to RUN/metrics.jsonl::
+
+    {"step": 2500, "kid_mean": 0.031, "kid_std": 0.002, "feature_network": "...", ...}
+
+and, when KID improved, writes RUN/checkpoints/best via `CheckpointManager.save_best` (so
+``load_run(run, checkpoint="best")`` gives the best generator). A resumed run starts from the
+best value recorded in that checkpoint, so "best" stays best across interruptions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from facelib.errors import FacelibError
+from facelib.images import to_uint8
+
+TEST_METRIC = "kid_test_network"
+
+
+def _resolve_network(network, log):
+    from facelib.metrics.features import FeatureNetwork, random_feature_network
+
+    if isinstance(network, FeatureNetwork):
+        return network
+    if network == "standard":
+        from facelib.metrics.inception import fid_inception
+
+        try:
+            return fid_inception()
+        except FacelibError as e:
+            raise FacelibError(f"KID during training needs the FID Inception: {e}. For a quick "
+                               "check without it set kid_network='test' (numbers NOT comparable)"
+                               ", or kid_every=0 to turn KID off") from None
+    if network == "test":
+        net = random_feature_network()
+        if log:
+            log("KID in training uses the TEST feature network (random weights): its values only "
+                "rank this run's checkpoints and are NOT comparable with published KID")
+        return net
+    raise FacelibError(f"kid network {network!r}: use 'standard' (FID Inception) or 'test'")
+
+
+class KIDCallback(keras.callbacks.Callback):
+    """Every `every` epochs: KID(real held-out faces, `n` EMA-generated faces) -> metrics.jsonl,
+    and the best checkpoint (via `manager`) when it improves.
+
+    real_images: uint8 (N, R, R, 3) held-out real faces (features computed once, cached).
+    real_attributes: (N, 40) 0/1 rows; conditional models draw their attributes from them.
+    network: "standard" (FID Inception; error when its weights are missing), "test" (only when
+    asked; logged as not comparable) or a FeatureNetwork. The generated latents are fixed by
+    `seed`, so successive values differ only because the generator changed.
+    """
+
+    def __init__(self, run_dir, real_images, every: int = 1, n: int = 1000, network="standard",
+                 manager=None, seed: int = 0, real_attributes=None, num_subsets: int = 50,
+                 subset_size: int = 1000, batch_size: int = 256, cache_dir=None, log=print):
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise FacelibError(f"KID every={every!r}: a positive number of epochs (0 turns the "
+                               "callback off: do not add it)")
+        if n < 2:
+            raise FacelibError(f"KID needs at least 2 generated faces, got n={n}")
+        real = np.asarray(real_images)
+        if real.ndim != 4 or real.shape[-1] != 3 or real.dtype != np.uint8:
+            raise FacelibError(f"real_images must be uint8 (N, R, R, 3), got {real.dtype} "
+                               f"{real.shape}")
+        if len(real) < 2:
+            raise FacelibError(f"KID needs at least 2 held-out real faces, got {len(real)}")
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.real_images = real
+        self.real_attributes = None if real_attributes is None else np.asarray(real_attributes,
+                                                                               np.float32)
+        self.every = every
+        self.n = int(n)
+        self.network = _resolve_network(network, log)
+        from facelib.metrics.inception import FIDInception
+
+        self.comparable = isinstance(self.network, FIDInception)
+        self.metric = "kid" if self.comparable else TEST_METRIC
+        self.manager = manager
+        self.seed = seed
+        self.num_subsets = num_subsets
+        self.subset_size = subset_size
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.log = log
+        self.best = math.inf
+        self.history: list[dict] = []
+        self._real_features = None
+        self._inputs = None
+        if manager is not None and manager.best() is not None:
+            state = manager.state(manager.best())
+            if state.get("metric") == self.metric:
+                self.best = float(state["value"])
+
+    def _generator_inputs(self):
+        if self._inputs is None:
+            config = self.model.config
+            rng = np.random.default_rng(self.seed)
+            z = rng.standard_normal((self.n, config.latent_dim)).astype(np.float32)
+            attrs = None
+            if config.conditional:
+                if self.real_attributes is None:
+                    raise FacelibError("a conditional GAN needs attributes to generate from: "
+                                       "pass real_attributes (the held-out faces' label rows)")
+                attrs = self.real_attributes[rng.integers(0, len(self.real_attributes), self.n)]
+            self._inputs = (z, attrs)
+        return self._inputs
+
+    def generate(self) -> np.ndarray:
+        """The fixed-latent faces from the sampler (EMA generator), uint8."""
+        z, attrs = self._generator_inputs()
+        out = []
+        for i in range(0, self.n, self.batch_size):
+            batch = z[i:i + self.batch_size] if attrs is None else [
+                z[i:i + self.batch_size], attrs[i:i + self.batch_size]]
+            out.append(to_uint8(keras.ops.convert_to_numpy(
+                self.model.sampler(batch, training=False))))
+        return np.concatenate(out)
+
+    def measure(self) -> dict:
+        """KID now; appends the row to metrics.jsonl and saves the best checkpoint if improved."""
+        from facelib.metrics.features import features_for
+        from facelib.metrics.kid import kid
+
+        t0 = time.perf_counter()
+        if self._real_features is None:
+            self._real_features = features_for(self.real_images, self.network,
+                                               cache_dir=self.cache_dir)
+        fake = self.network.extract(self.generate())
+        # Subsets of at most half the smaller set, so they differ and kid_std is a spread.
+        subset = max(2, min(self.subset_size, min(len(fake), len(self._real_features)) // 2))
+        res = kid(self._real_features, fake, num_subsets=self.num_subsets, subset_size=subset,
+                  seed=self.seed)
+        step = int(self.model.step.numpy())
+        row = {"step": step, "time": time.time(), "kid_mean": res.mean, "kid_std": res.std,
+               "feature_network": self.network.name, "comparable": self.comparable,
+               "n_generated": self.n, "n_real": int(len(self.real_images)),
+               "kid_subset_size": subset,
+               "kid_seconds": round(time.perf_counter() - t0, 2)}
+        improved = res.mean < self.best
+        if improved:
+            self.best = res.mean
+            if self.manager is not None:
+                self.manager.save_best(self.model, self.metric, res.mean)
+        row["best"] = improved
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.history.append(row)
+        return row
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        if any(np.ndim(v) == 0 and not math.isfinite(float(v)) for v in (logs or {}).values()):
+            return  # diverged: nothing worth measuring (the Checkpointer stops training)
+        row = self.measure()
+        if logs is not None:
+            logs["kid"] = row["kid_mean"]
+        if self.log:
+            mark = " (best so far: saved checkpoints/best)" if row["best"] else ""
+            self.log(f"step {row['step']}: KID {row['kid_mean']:.4f} ± {row['kid_std']:.4f}{mark}")
+
+
+def kid_callback_for_cache(cache, run_dir, manager, every: int, n: int = 1000,
+                           network="standard", seed: int = 0, log=print) -> KIDCallback:
+    """The callback for a run trained on a prepared cache: its valid+test faces (at most `n`)
+    are the real set. What ``trainer.train`` builds when ``config.kid_every > 0``."""
+    from facelib.data.cache import FaceCache
+
+    if not hasattr(cache, "indices"):
+        cache = FaceCache.open(cache)
+    idx = np.sort(np.concatenate([cache.indices("valid"), cache.indices("test")]))
+    if len(idx) < 2:
+        raise FacelibError(f"KID during training needs held-out faces, but {cache.path} has "
+                           f"{len(idx)} valid/test faces; prepare it with the default partition "
+                           "or set kid_every=0")
+    if len(idx) > n:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
+    return KIDCallback(run_dir, np.asarray(cache.images[idx]), every=every, n=n,
+                       network=network, manager=manager, seed=seed,
+                       real_attributes=np.asarray(cache.attributes[idx]), log=log)
+
+
+__all__ = ["KIDCallback", "kid_callback_for_cache"]
