@@ -22,6 +22,19 @@ from facelib.errors import FacelibError
 from facelib.images import to_uint8
 
 
+def build_float32(builder, config: Config):
+    """Build a network in float32 whatever the global dtype policy (a mixed-precision run's
+    weights are float32 variables; inference and analysis run in float32)."""
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return builder(config)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
 class Run:
     """A run folder's generator (EMA weights of the chosen checkpoint) and its metadata."""
 
@@ -48,14 +61,7 @@ class Run:
         config = Config.load(path / "config.json")
         manager = CheckpointManager(path / "checkpoints")
         ckpt = manager.resolve(checkpoint)
-        import keras
-
-        policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy("float32")
-        try:
-            generator = build_generator(config)
-        finally:
-            keras.config.set_dtype_policy(policy)
+        generator = build_float32(build_generator, config)
         weights = ckpt / "ema_generator.weights.h5"
         import warnings
 
@@ -83,6 +89,18 @@ class Run:
             return list(ATTRIBUTE_NAMES), None
         with np.load(prior_path) as f:
             return [str(n) for n in f["names"]], (f["rows"].astype(np.float32), f["counts"])
+
+    def discriminator(self):
+        """The discriminator of the same checkpoint (float32), or None when the checkpoint holds
+        none. Analyses use its features (inversion loss, activation maps)."""
+        from facelib.models.dcgan import build_discriminator
+
+        weights = Path(self.checkpoint) / "discriminator.weights.h5"
+        if not weights.is_file():
+            return None
+        model = build_float32(build_discriminator, self.config)
+        model.load_weights(weights)
+        return model
 
     @property
     def attribute_prior(self) -> tuple[np.ndarray, np.ndarray] | None:

@@ -1,5 +1,9 @@
 """Test doubles shared by several test files (imported as ``helpers``; tests/ is on sys.path)."""
 
+from pathlib import Path
+
+import numpy as np
+
 import facelib
 
 
@@ -14,3 +18,14 @@ def boosted_run(path, factor: float = 300.0):
     layer = run.generator.get_layer("to_rgb")
     layer.set_weights([w * factor for w in layer.get_weights()])
     return run
+
+
+class TinyRun:
+    """Test double for facelib.run.Run: .resolution, .path, .step and generate(n, seed) -> uint8."""
+
+    def __init__(self, path="runs/tiny", resolution=32, step=5):
+        self.path, self.resolution, self.step = Path(path), resolution, step
+
+    def generate(self, n, seed=0, attrs=None):
+        return np.random.default_rng(seed).integers(0, 256, (n, self.resolution,
+                                                             self.resolution, 3), dtype=np.uint8)

@@ -8,26 +8,16 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from facelib.errors import FacelibError
+from helpers import TinyRun
 from facelib.human.session import (AnswerLog, JudgeSession, SimulatedClock, load_answers,
                                    read_jsonl, simulate_judge)
 from facelib.human.study import build_study
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-class TinyRun:
-    """Test double for facelib.run.Run: .resolution, .path, .step and generate(n, seed) -> uint8."""
-
-    def __init__(self, path="runs/tiny", resolution=32, step=5):
-        self.path, self.resolution, self.step = Path(path), resolution, step
-
-    def generate(self, n, seed=0, attrs=None):
-        return np.random.default_rng(seed).integers(0, 256, (n, self.resolution,
-                                                             self.resolution, 3), dtype=np.uint8)
 
 
 @pytest.fixture()

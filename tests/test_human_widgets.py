@@ -4,28 +4,18 @@ the rapid mode masks the face when its (fake) timer fires."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from facelib.errors import FacelibError
+from helpers import TinyRun
 from facelib.human.session import JudgeSession, SimulatedClock, read_jsonl
 from facelib.human.study import build_study
 from facelib.human.widgets import (JudgeView, Launcher, click, default_scheduler, mask_image,
                                    png_bytes, upscale)
 from facelib.images import read_image
 
-
-class TinyRun:
-    """Test double for facelib.run.Run: .resolution, .path, .step and generate(n, seed) -> uint8."""
-
-    def __init__(self, path="runs/tiny", resolution=32, step=5):
-        self.path, self.resolution, self.step = Path(path), resolution, step
-
-    def generate(self, n, seed=0, attrs=None):
-        return np.random.default_rng(seed).integers(0, 256, (n, self.resolution,
-                                                             self.resolution, 3), dtype=np.uint8)
 
 
 class FakeScheduler:

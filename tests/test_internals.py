@@ -54,12 +54,12 @@ def test_run_generator_and_discriminator_figure(tiny_run, cache32, tmp_path):
     from facelib.data.cache import FaceCache
     from facelib.images import read_image
     from facelib.metrics.internals import (
-        activation_maps, conv_layers, internals_figure, load_discriminator,
+        activation_maps, conv_layers, internals_figure,
     )
 
     run = facelib.load_run(tiny_run)
     assert [layer.name for layer in conv_layers(run.generator)] == ["up0", "up1", "to_rgb"]
-    d = load_discriminator(run)
+    d = run.discriminator()
     assert [layer.name for layer in conv_layers(d)] == ["down0", "down1", "down2"]
     maps = activation_maps(d, run.synthesize(run.sample_latents(2)))
     assert [m.shape for m in maps.values()] == [(2, 16, 16, 16), (2, 8, 8, 32), (2, 4, 4, 64)]

@@ -61,19 +61,9 @@ def discriminator_features(run):
     when the checkpoint has no discriminator weights."""
     import keras
 
-    from facelib.models.dcgan import build_discriminator
-
-    checkpoint = getattr(run, "checkpoint", None)
-    weights = Path(checkpoint) / "discriminator.weights.h5" if checkpoint else None
-    if weights is None or not weights.exists():
+    d = run.discriminator()
+    if d is None:
         return None
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        d = build_discriminator(run.config)
-    finally:
-        keras.config.set_dtype_policy(policy)
-    d.load_weights(weights)
     outs = [layer.output for layer in d.layers if isinstance(layer, keras.layers.LeakyReLU)]
     images = d.inputs[0]
     return keras.Model(images, outs, name="discriminator_features")

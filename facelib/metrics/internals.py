@@ -130,26 +130,6 @@ def plot_activation_maps(sections, path=None, top_k: int = 6, title: str | None 
     return fig
 
 
-def load_discriminator(run):
-    """The run's discriminator with the weights of the checkpoint the run was opened at, or
-    None when that checkpoint holds no discriminator."""
-    import keras
-
-    from facelib.models.dcgan import build_discriminator
-
-    weights = Path(run.checkpoint) / "discriminator.weights.h5"
-    if not weights.is_file():
-        return None
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        model = build_discriminator(run.config)
-    finally:
-        keras.config.set_dtype_policy(policy)
-    model.load_weights(weights)
-    return model
-
-
 def internals_figure(run, path, seed: int = 0, top_k: int = 6, real_image=None,
                      discriminator=None) -> Path:
     """One generated face (latent `seed`): the generator's conv maps that made it, the
@@ -164,7 +144,7 @@ def internals_figure(run, path, seed: int = 0, top_k: int = 6, real_image=None,
     fake = run.synthesize(z, attrs)
     fake_u8 = to_uint8(fake[0])
     sections = [("G output", fake_u8, {k: v[0] for k, v in g_maps.items()})]
-    d = discriminator if discriminator is not None else load_discriminator(run)
+    d = discriminator if discriminator is not None else run.discriminator()
     if d is not None:
         def d_section(image_float, image_u8, label):
             inputs = [image_float, attrs] if attrs is not None else image_float
@@ -187,4 +167,4 @@ def internals_figure(run, path, seed: int = 0, top_k: int = 6, real_image=None,
 
 
 __all__ = ["activation_maps", "channel_scores", "conv_layers", "internals_figure",
-           "load_discriminator", "plot_activation_maps", "top_channels"]
+           "plot_activation_maps", "top_channels"]
