@@ -128,3 +128,14 @@ def test_bad_inputs_raise_facelib_error(tmp_path):
         frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
     with pytest.raises(FacelibError, match="not found"):
         FeatureStats.load(tmp_path / "missing.npz")
+
+
+def test_few_samples_shortcut_equals_the_covariance_route():
+    """n < D takes an SVD of the n x n cross product; it must equal the D x D computation."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((40, 64)) @ rng.standard_normal((64, 64))
+    b = rng.standard_normal((30, 64)) * 1.5 + 0.3
+    mu1, s1 = feature_stats(a)
+    mu2, s2 = feature_stats(b)
+    assert fid_from_features(a, b) == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-8)
+    assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-6)
