@@ -13,7 +13,7 @@ def add_arguments(p) -> None:
     p.add_argument("--data", help="prepared cache folder (python -m facelib prepare); "
                    "default: the bundled 500-face sample")
     p.add_argument("--run", help="run folder (default: runs/<preset>-<time>)")
-    p.add_argument("--preset", default="smoke",
+    p.add_argument("--preset", default="cpu",
                    help="smoke (CPU, seconds), cpu (CPU, minutes), colab (a T4 GPU), small-data")
     p.add_argument("--steps", type=int, help="total training steps")
     p.add_argument("--batch-size", type=int)
