@@ -30,6 +30,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from facelib.atomic import replace_dir
 from facelib.errors import FacelibError
 
 KIND = "facelib-synthetic-celeba"
@@ -204,13 +205,7 @@ def write_dataset(out: str | Path, data: SyntheticSet, *, image_format: str = "j
             label_text=LABEL_SOURCES.get(data.label_source, data.label_source),
             run=run.get("path", "?"), step=run.get("step", "?"),
             kind="conditional" if run.get("conditional") else "unconditional"))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -31,6 +31,7 @@ from facelib.data.cache import is_cache
 from facelib.data.celeba import (
     IMAGE_EXTENSIONS, CelebaFiles, get_celeba, parse_attributes, parse_partition, seeded_partition,
 )
+from facelib.atomic import replace_dir
 from facelib.errors import FacelibError
 
 RESOLUTIONS = (32, 64, 128)
@@ -338,22 +339,10 @@ def prepare(source, out: str | Path, resolution: int = 64, crop: str = "auto", *
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-        _move_into_place(tmp, out)
+        replace_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return PrepareReport(out, resolution, written, len(skipped_files), skipped_files,
                          {k: skip_reasons[k] for k in skipped_files}, len(missing), unlabeled,
                          time.perf_counter() - started)
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished temp folder to ``out`` (replacing an old cache or an empty folder)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-

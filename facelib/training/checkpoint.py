@@ -16,22 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from facelib.atomic import fsync_dir, replace_dir
 from facelib.errors import FacelibError
 
 COMPLETE = "COMPLETE"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -41,7 +29,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _optimizer_arrays(optimizer) -> dict[str, np.ndarray]:
@@ -119,17 +107,8 @@ class CheckpointManager:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         (tmp / COMPLETE).write_text("ok\n")
-        _fsync_dir(tmp)
-        if final.exists():
-            # Replace an old copy: move it aside first so a crash leaves one complete copy.
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        return final
+        fsync_dir(tmp)
+        return replace_dir(tmp, final)
 
     def save(self, gan, extra: dict | None = None) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
