@@ -23,21 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from facelib.errors import FacelibError
-
-
-def _as_features(x, name: str) -> np.ndarray:
-    """Validate an (N, D) feature array and return it (dtype unchanged)."""
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise FacelibError(
-            f"{name} must be a 2-D (samples, features) array, got shape {x.shape}; "
-            "flatten or pool features to one vector per sample first"
-        )
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise FacelibError(f"{name} is empty (shape {x.shape}); pass at least one feature vector")
-    if not np.issubdtype(x.dtype, np.number):
-        raise FacelibError(f"{name} has non-numeric dtype {x.dtype}; pass a float array")
-    return x
+from facelib.metrics.arrays import as_features, feature_pair
 
 
 class FeatureStats:
@@ -59,7 +45,7 @@ class FeatureStats:
         x = np.asarray(batch)
         if x.ndim == 2 and x.shape[0] == 0 and (self.dim is None or x.shape[1] == self.dim):
             return self
-        x = _as_features(x, "feature batch").astype(np.float64, copy=False)
+        x = as_features(x, "feature batch").astype(np.float64, copy=False)
         if not np.all(np.isfinite(x)):
             raise FacelibError("feature batch contains NaN or inf; check the feature extractor input")
         if self.dim is None:
@@ -138,7 +124,7 @@ class FeatureStats:
 
 def feature_stats(features, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """(mean, covariance) in float64 of an (N, D) array (a memmap is read in batches)."""
-    x = _as_features(features, "features")
+    x = as_features(features, "features")
     stats = FeatureStats(x.shape[1])
     for start in range(0, x.shape[0], batch_size):
         stats.update(x[start:start + batch_size])
@@ -192,13 +178,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 def fid_from_features(a, b) -> float:
     """FID between two (N, D) feature arrays (e.g. Inception pool features of real and fake)."""
-    a = _as_features(a, "first feature set")
-    b = _as_features(b, "second feature set")
-    if a.shape[1] != b.shape[1]:
-        raise FacelibError(
-            f"feature sets have different dimensions ({a.shape[1]} vs {b.shape[1]}); "
-            "extract both with the same network"
-        )
+    a, b = feature_pair(a, b, ("first feature set", "second feature set"))
     for name, x in (("first feature set", a), ("second feature set", b)):
         if x.shape[0] < 2:
             raise FacelibError(f"{name} has {x.shape[0]} sample; FID needs at least 2 per set")

@@ -16,27 +16,12 @@ from typing import NamedTuple
 import numpy as np
 
 from facelib.errors import FacelibError
+from facelib.metrics.arrays import feature_pair
 
 
 class KIDResult(NamedTuple):
     mean: float
     std: float
-
-
-def _check_pair(x, y) -> tuple[np.ndarray, np.ndarray]:
-    x, y = np.asarray(x), np.asarray(y)
-    for name, a in (("real features", x), ("generated features", y)):
-        if a.ndim != 2:
-            raise FacelibError(
-                f"{name} must be a 2-D (samples, features) array, got shape {a.shape}; "
-                "pool features to one vector per sample"
-            )
-    if x.shape[1] != y.shape[1]:
-        raise FacelibError(
-            f"real and generated features differ in dimension ({x.shape[1]} vs {y.shape[1]}); "
-            "extract both with the same network"
-        )
-    return x, y
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -54,7 +39,7 @@ def mmd2_unbiased(x, y, dtype=np.float64) -> float:
 
     Self-similarity terms exclude the diagonal (i == j), which is what removes the bias.
     """
-    x, y = _check_pair(x, y)
+    x, y = feature_pair(x, y)
     m, n = x.shape[0], y.shape[0]
     if m < 2 or n < 2:
         raise FacelibError(f"unbiased MMD needs at least 2 samples per set, got {m} and {n}")
@@ -81,7 +66,7 @@ def kid(
     Each subset is drawn without replacement, independently for real and generated features.
     `dtype=np.float32` halves the time at a small cost in precision.
     """
-    x, y = _check_pair(real, generated)
+    x, y = feature_pair(real, generated)
     if num_subsets < 1:
         raise FacelibError(f"num_subsets must be >= 1, got {num_subsets}")
     m = min(int(subset_size), x.shape[0], y.shape[0])

@@ -19,22 +19,9 @@ from typing import Iterator
 import numpy as np
 
 from facelib.errors import FacelibError
+from facelib.metrics.arrays import as_vectors, feature_pair
 
 DEFAULT_BLOCK_BYTES = 64 * 2**20
-
-
-def as_vectors(x, name: str) -> np.ndarray:
-    """View (N, ...) data as (N, D) without copying (memmaps stay memmaps)."""
-    x = np.asarray(x)
-    if x.ndim < 2:
-        raise FacelibError(
-            f"{name} must have one row per sample, shape (N, D) or (N, H, W, C); got shape {x.shape}"
-        )
-    if x.shape[0] == 0:
-        raise FacelibError(f"{name} is empty; pass at least one sample")
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-        raise FacelibError(f"{name} has non-numeric dtype {x.dtype}; pass images or float features")
-    return x.reshape(x.shape[0], -1)
 
 
 def iter_distance_blocks(
@@ -46,12 +33,7 @@ def iter_distance_blocks(
     matrix is ever held. Distances use |a|^2 + |b|^2 - 2 a.b (one matrix product per tile),
     clipped at 0 against round-off.
     """
-    a = as_vectors(a, "first point set")
-    b = as_vectors(b, "second point set")
-    if a.shape[1] != b.shape[1]:
-        raise FacelibError(
-            f"point sets differ in dimension ({a.shape[1]} vs {b.shape[1]}); use the same feature space"
-        )
+    a, b = feature_pair(a, b, ("first point set", "second point set"), flatten=True)
     n_a, n_b, dim = a.shape[0], b.shape[0], a.shape[1]
     units = max(1, int(block_bytes) // 8)
     cols = max(1, min(n_b, units // max(dim, 256)))

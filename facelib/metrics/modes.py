@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 from facelib.errors import FacelibError
-from facelib.metrics.memorization import as_vectors
+from facelib.metrics.arrays import as_vectors, feature_pair
 
 
 # --------------------------------------------------------------------------- birthday paradox
@@ -134,9 +134,7 @@ def birthday_paradox(
     if real is not None:
         if not 0.0 < percentile < 100.0:
             raise FacelibError(f"percentile must be in (0, 100), got {percentile}")
-        x = as_vectors(real, "real features")
-        if x.shape[1] != y.shape[1]:
-            raise FacelibError(f"real and generated features differ in dimension ({x.shape[1]} vs {y.shape[1]})")
+        x, y = feature_pair(real, y, flatten=True)
         real_min = min_pair_distances(x, batch_size, num_batches, seed=seed + 1)
         if threshold is None:
             threshold = float(np.percentile(real_min, percentile))
@@ -249,10 +247,7 @@ def ndb(real, generated, k: int | None = None, alpha: float = 0.05, seed: int = 
     """
     from sklearn.cluster import KMeans
 
-    x = as_vectors(real, "real features")
-    y = as_vectors(generated, "generated features")
-    if x.shape[1] != y.shape[1]:
-        raise FacelibError(f"real and generated features differ in dimension ({x.shape[1]} vs {y.shape[1]})")
+    x, y = feature_pair(real, generated, flatten=True)
     k = default_ndb_bins(x.shape[0]) if k is None else int(k)
     if k < 2 or k > x.shape[0]:
         raise FacelibError(f"NDB needs 2 <= k <= number of real samples ({x.shape[0]}), got k={k}")

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from facelib.errors import FacelibError
+from facelib.metrics.arrays import as_vectors, feature_pair
 from facelib.metrics.memorization import (
     DEFAULT_BLOCK_BYTES,
-    as_vectors,
     iter_distance_blocks,
     nearest_neighbours,
 )
@@ -39,17 +39,6 @@ def knn_radii(features, k: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.nd
     return dist[:, -1]
 
 
-def _pair(real, generated) -> tuple[np.ndarray, np.ndarray]:
-    x = as_vectors(real, "real features")
-    y = as_vectors(generated, "generated features")
-    if x.shape[1] != y.shape[1]:
-        raise FacelibError(
-            f"real and generated features differ in dimension ({x.shape[1]} vs {y.shape[1]}); "
-            "extract both with the same network"
-        )
-    return x, y
-
-
 def prdc(
     real,
     generated,
@@ -62,7 +51,7 @@ def prdc(
     unknown = set(want) - {"precision", "recall", "density", "coverage"}
     if unknown:
         raise FacelibError(f"unknown prdc quantities {sorted(unknown)}; choose from precision, recall, density, coverage")
-    x, y = _pair(real, generated)
+    x, y = feature_pair(real, generated, flatten=True)
     need_pr = bool({"precision", "recall"} & set(want))
     need_dc = bool({"density", "coverage"} & set(want))
     ks = ([k_pr] if need_pr else []) + ([k_dc] if need_dc else [])
