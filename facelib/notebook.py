@@ -44,6 +44,28 @@ class NotebookEnv:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    def cache(self, resolution: int) -> Path:
+        """The prepared CelebA cache at ``resolution`` in the work folder, prepared on first use
+        (every notebook shares it, so CelebA is downloaded and resized once)."""
+        from facelib.data.cache import is_cache
+        from facelib.data.prepare import prepare
+
+        cache = self.path("data", f"celeba-{resolution}")
+        if not is_cache(cache):
+            print(prepare(self.real_data, cache, resolution=resolution,
+                          workdir=self.path("download")).summary())
+        return cache
+
+    def classifier(self, cache: str | Path, resolution: int, epochs: int, **kwargs):
+        """The attribute classifier for ``resolution`` in the work folder: loaded when an earlier
+        notebook trained it, else trained on ``cache`` (kwargs go to train_attribute_classifier)."""
+        from facelib.classifier import AttributeClassifier, train_attribute_classifier
+
+        folder = self.path("classifiers", f"celeba-{resolution}")
+        if (folder / "meta.json").exists():
+            return AttributeClassifier.load(folder)
+        return train_attribute_classifier(cache, folder, epochs=epochs, **kwargs)
+
 
 def in_colab() -> bool:
     return "google.colab" in sys.modules
