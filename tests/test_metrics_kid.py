@@ -62,7 +62,13 @@ def test_subset_size_capped_at_the_smaller_set_and_seed_is_deterministic():
     assert np.isfinite(r1.mean) and r1.mean > 0
     # the cap is the smaller set: 7 samples of each, so with a 7-sample real set the single
     # subset is all of both sets and equals the whole-set estimate
-    assert kid(a[:7], b, num_subsets=1).mean == pytest.approx(mmd2_unbiased(a[:7], b), rel=1e-12)
+    assert kid(a[:7], b, num_subsets=1, subset_size=1000).mean == pytest.approx(
+        mmd2_unbiased(a[:7], b), rel=1e-12)
+    # by default subsets are at most half the smaller set, so they differ and std is a spread
+    from facelib.metrics.kid import resolve_subset_size
+
+    assert resolve_subset_size(None, 50, 7) == 3 and resolve_subset_size(None, 5000, 4000) == 1000
+    assert kid(a[:7], b, num_subsets=5).std > 0
     # 2 samples is the smallest set the unbiased estimator accepts
     assert np.isfinite(kid(a, b[:2], num_subsets=3).mean)
 

@@ -53,15 +53,25 @@ def mmd2_unbiased(x, y, dtype=np.float64) -> float:
     return float(term_x + term_y - 2.0 * kxy.sum(dtype=np.float64) / (m * n))
 
 
+def resolve_subset_size(subset_size: int | None, n_real: int, n_gen: int) -> int:
+    """The subset size ``kid`` uses: an explicit size is capped at the smaller set; None means
+    1000 as in the KID paper but at most half the smaller set, so that subsets differ and the
+    std over them is a spread (subsets equal to the whole sets would all give the same value)."""
+    smaller = min(n_real, n_gen)
+    if subset_size is None:
+        return min(max(2, min(1000, smaller // 2)), smaller)
+    return min(int(subset_size), smaller)
+
+
 def kid(
     real,
     generated,
     num_subsets: int = 100,
-    subset_size: int = 1000,
+    subset_size: int | None = None,
     seed: int = 0,
     dtype=np.float64,
 ) -> KIDResult:
-    """KID mean and std over `num_subsets` random subsets of size min(subset_size, n_real, n_gen).
+    """KID mean and std over `num_subsets` random subsets (size: :func:`resolve_subset_size`).
 
     Each subset is drawn without replacement, independently for real and generated features.
     `dtype=np.float32` halves the time at a small cost in precision.
@@ -69,7 +79,7 @@ def kid(
     x, y = feature_pair(real, generated)
     if num_subsets < 1:
         raise FacelibError(f"num_subsets must be >= 1, got {num_subsets}")
-    m = min(int(subset_size), x.shape[0], y.shape[0])
+    m = resolve_subset_size(subset_size, x.shape[0], y.shape[0])
     if m < 2:
         raise FacelibError(
             f"KID needs subsets of at least 2 samples, but the sets have {x.shape[0]} real and "

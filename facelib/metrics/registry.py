@@ -37,7 +37,7 @@ def _metric_fid(real, gen) -> dict:
 
 
 @register("kid")
-def _metric_kid(real, gen, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> dict:
+def _metric_kid(real, gen, num_subsets: int = 100, subset_size: int | None = None, seed: int = 0) -> dict:
     res = _kid.kid(real, gen, num_subsets=num_subsets, subset_size=subset_size, seed=seed)
     return {"kid": res.mean, "kid_std": res.std}
 

@@ -39,12 +39,6 @@ MIN_SAMPLES = 10
 # Feature network choice: the standard Inception, or the test network only when asked.
 # --------------------------------------------------------------------------------------------
 
-def kid_subset_size(n_real: int, n_gen: int) -> int:
-    """KID subsets: 1000 as in the paper, but at most half the smaller set, so the subsets
-    differ and their spread (kid_std) means something at small n."""
-    return max(2, min(1000, min(n_real, n_gen) // 2))
-
-
 def feature_network(network="standard", fallback_to_test: bool = False, log=print):
     """The FeatureNetwork to measure with.
 
@@ -326,7 +320,7 @@ def evaluate_run(run, real_source, out_dir, n: int = 1000, classifier=None, netw
     from facelib.images import save_grid
     from facelib.metrics.features import features_for
     from facelib.metrics.fid import fid_from_features
-    from facelib.metrics.kid import kid
+    from facelib.metrics.kid import kid, resolve_subset_size
     from facelib.metrics.modes import attribute_tv, birthday_paradox, ndb, pair_grid
     from facelib.metrics.prdc import prdc
 
@@ -368,7 +362,7 @@ def evaluate_run(run, real_source, out_dir, n: int = 1000, classifier=None, netw
         gen_f = features_for(gen, net, cache_dir=cache_dir, progress=progress)
     with timer("fid_kid_prdc"):
         fid = fid_from_features(real_f, gen_f)
-        subset = kid_subset_size(len(real_f), len(gen_f))
+        subset = resolve_subset_size(None, len(real_f), len(gen_f))
         kid_res = kid(real_f, gen_f, num_subsets=100, subset_size=subset, seed=seed)
         pr = prdc(real_f, gen_f)
     log(f"FID {fid:.2f}  KID {kid_res.mean:.4f} ± {kid_res.std:.4f}  precision "
@@ -647,4 +641,4 @@ def render_markdown(r: dict, figures: bool = True) -> str:
 
 
 __all__ = ["REQUIRED_KEYS", "RealData", "attribute_figure", "evaluate_run", "feature_network",
-           "kid_subset_size", "load_real_data", "ndb_figure", "network_info", "render_markdown"]
+           "load_real_data", "ndb_figure", "network_info", "render_markdown"]

@@ -65,7 +65,7 @@ class KIDCallback(keras.callbacks.Callback):
 
     def __init__(self, run_dir, real_images, every: int = 1, n: int = 1000, network="standard",
                  manager=None, seed: int = 0, real_attributes=None, num_subsets: int = 50,
-                 subset_size: int = 1000, batch_size: int = 256, cache_dir=None, log=print):
+                 subset_size: int | None = None, batch_size: int = 256, cache_dir=None, log=print):
         super().__init__()
         if not isinstance(every, int) or every < 1:
             raise FacelibError(f"KID every={every!r}: a positive number of epochs (0 turns the "
@@ -133,15 +133,14 @@ class KIDCallback(keras.callbacks.Callback):
     def measure(self) -> dict:
         """KID now; appends the row to metrics.jsonl and saves the best checkpoint if improved."""
         from facelib.metrics.features import features_for
-        from facelib.metrics.kid import kid
+        from facelib.metrics.kid import kid, resolve_subset_size
 
         t0 = time.perf_counter()
         if self._real_features is None:
             self._real_features = features_for(self.real_images, self.network,
                                                cache_dir=self.cache_dir)
         fake = self.network.extract(self.generate())
-        # Subsets of at most half the smaller set, so they differ and kid_std is a spread.
-        subset = max(2, min(self.subset_size, min(len(fake), len(self._real_features)) // 2))
+        subset = resolve_subset_size(self.subset_size, len(self._real_features), len(fake))
         res = kid(self._real_features, fake, num_subsets=self.num_subsets, subset_size=subset,
                   seed=self.seed)
         step = int(self.model.step.numpy())
