@@ -26,7 +26,7 @@ def main() -> None:
 
     import facelib
     from facelib.classifier import AttributeClassifier
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     run = facelib.load_run(args.run)
     clf = AttributeClassifier.load(args.classifier)

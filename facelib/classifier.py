@@ -23,9 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
+from keras import layers
+from sklearn.metrics import roc_auc_score
 
+from facelib.data.cache import FaceCache
+from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.errors import FacelibError
+from facelib.images import resize_batch, to_uint8
 
 FORMAT = "facelib-attribute-classifier-v1"
 MODEL_FILE = "classifier.keras"
@@ -87,18 +94,13 @@ def _to_model_input(batch: np.ndarray, resolution: int) -> np.ndarray:
     area averaging when shrinking), so a face fed at another size meets the classifier the way
     its training faces did.
     """
-    from facelib.data.prepare import process_image
-
     x = np.asarray(batch)
     if np.issubdtype(x.dtype, np.floating):
         _check_float_range(x)
         if x.shape[1:3] == (resolution, resolution):
             return x.astype(np.float32)
-        from facelib.images import to_uint8
-
         x = to_uint8(x)
-    if x.shape[1:3] != (resolution, resolution):
-        x = np.stack([process_image(np.ascontiguousarray(img), resolution, "none") for img in x])
+    x = resize_batch(x, resolution)
     return x.astype(np.float32) / 127.5 - 1.0
 
 
@@ -110,9 +112,6 @@ def build_classifier_model(resolution: int, width: int = 32, num_attributes: int
                            dropout: float = 0.2, seed: int = 0):
     """Compact CNN: [3x3 conv, BN, ReLU, 2x2 max-pool] down to 4x4, one more conv, global
     average pool, Dense logits. ~70 M multiply-adds per 64 px face at width 32."""
-    import keras
-    from keras import layers
-
     if resolution < 8 or resolution & (resolution - 1):
         raise FacelibError(f"classifier resolution must be a power of two >= 8 (e.g. 32, 64, 128),"
                            f" got {resolution}")
@@ -152,8 +151,6 @@ def score_predictions(probs: np.ndarray, attrs: np.ndarray, names, threshold: fl
     `attrs` when those rates are unknown). AUC is undefined when only one class is present;
     it is then None with the reason, and left out of the mean.
     """
-    from sklearn.metrics import roc_auc_score
-
     n = int(attrs.shape[0])
     if n == 0:
         raise FacelibError("no images to evaluate on; pass at least one labelled face")
@@ -259,8 +256,6 @@ class AttributeClassifier:
     # -- prediction ----------------------------------------------------------------------
     def _forward(self, x: np.ndarray) -> np.ndarray:
         if self._fn is None:
-            import tensorflow as tf
-
             model = self.model
 
             def forward(t):
@@ -328,20 +323,23 @@ class AttributeClassifier:
             raise FacelibError(f"{path} is not a saved attribute classifier (missing "
                                f"{', '.join(missing)}); {TRAIN_HINT}")
         try:
-            meta = json.loads((path / META_FILE).read_text())
-        except json.JSONDecodeError as e:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as e:  # JSON/UTF-8 errors are ValueErrors
             raise FacelibError(f"{path / META_FILE} is not valid JSON ({e}); retrain or "
                                "restore the file") from None
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            meta = meta if isinstance(meta, dict) else {}
             raise FacelibError(f"{path / META_FILE} has format {meta.get('format')!r}, expected "
                                f"{FORMAT!r}; {TRAIN_HINT}")
-        import keras
-
         try:
-            model = keras.models.load_model(path / MODEL_FILE, compile=False)
+            # safe_mode=True (Keras' default, stated): a .keras file whose config holds Python
+            # code (a Lambda layer's bytecode) is refused instead of run.
+            model = keras.models.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
         except Exception as e:  # Keras raises ValueError, OSError or zipfile errors here
             raise FacelibError(f"{path / MODEL_FILE} could not be loaded ({type(e).__name__}: "
-                               f"{e}); the file is damaged: retrain ({TRAIN_HINT})") from None
+                               f"{str(e).splitlines()[0][:160] if str(e) else ''}); the file is "
+                               f"damaged, or holds code (refused): retrain ({TRAIN_HINT})"
+                               ) from None
         report = None
         if (path / REPORT_FILE).is_file():
             report = json.loads((path / REPORT_FILE).read_text())
@@ -358,15 +356,9 @@ def _prepare_split(images, attrs, resolution: int, num_attributes: int | None, w
     if x.shape[0] == 0:
         raise FacelibError(f"no {what} images; pass at least one labelled face")
     if x.dtype != np.uint8:
-        from facelib.images import to_uint8
-
         _check_float_range(x)
         x = to_uint8(x)
-    if x.shape[1:3] != (resolution, resolution):
-        from facelib.data.prepare import process_image
-
-        x = np.stack([process_image(np.ascontiguousarray(img), resolution, "none") for img in x])
-    return np.ascontiguousarray(x), a
+    return resize_batch(x, resolution), a
 
 
 def fit_attribute_classifier(train_images, train_attrs, val_images, val_attrs, *, epochs: int = 10,
@@ -381,9 +373,6 @@ def fit_attribute_classifier(train_images, train_attrs, val_images, val_attrs, *
     logits, random horizontal flips (CelebA's attributes do not change under a mirror). Sets
     Keras' global seed from `seed` so a run is repeatable. With `out_dir` the result is saved.
     """
-    import keras
-    import tensorflow as tf
-
     if not isinstance(epochs, int) or epochs < 1:
         raise FacelibError(f"epochs must be a positive integer, got {epochs!r}")
     if batch_size < 1:
@@ -394,8 +383,6 @@ def fit_attribute_classifier(train_images, train_attrs, val_images, val_attrs, *
     num_attributes = a_train.shape[1]
     x_val, a_val = _prepare_split(val_images, val_attrs, resolution, num_attributes, "validation")
     if attribute_names is None:
-        from facelib.data.celeba import ATTRIBUTE_NAMES
-
         attribute_names = (list(ATTRIBUTE_NAMES) if num_attributes == len(ATTRIBUTE_NAMES)
                            else [f"attr_{i:02d}" for i in range(num_attributes)])
     attribute_names = list(attribute_names)
@@ -453,8 +440,6 @@ def train_attribute_classifier(cache_path, out_dir, *, epochs: int = 10, batch_s
 
     `limit` caps the training faces (a quick classifier); `resolution` defaults to the cache's.
     """
-    from facelib.data.cache import FaceCache
-
     cache = FaceCache.open(cache_path)
     train_idx = cache.indices("train")
     if limit is not None:

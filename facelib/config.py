@@ -6,12 +6,17 @@ Every run folder holds the ``config.json`` that made it, which is enough to rebu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
+import numbers
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from facelib.errors import FacelibError
+from facelib.limits import limit, over_limit
 
 RESOLUTIONS = (32, 64, 128)
 LOSSES = ("ns", "hinge", "wgan-gp")
@@ -60,14 +65,32 @@ class Config:
     kid_network: str = "standard"  # "standard" (FID Inception) or "test" (random net, NOT comparable)
 
     def __post_init__(self) -> None:
-        self.diffaugment_policy = tuple(self.diffaugment_policy)
+        if isinstance(self.diffaugment_policy, (list, tuple)):
+            self.diffaugment_policy = tuple(self.diffaugment_policy)
         self.validate()
 
     def validate(self) -> None:
         def bad(name: str, allowed: str) -> None:
             raise FacelibError(
-                f"config field '{name}' = {getattr(self, name)!r} is invalid: allowed {allowed}"
+                f"config field '{name}' = {getattr(self, name)!r:.80} is invalid: allowed {allowed}"
             )
+
+        # Types first (a config.json edited by hand may hold anything JSON can): the range
+        # checks below may then compare and convert freely.
+        for name, hint in _field_types().items():
+            value = getattr(self, name)
+            if hint is bool and not isinstance(value, bool):
+                bad(name, "true or false")
+            if hint is int and (not isinstance(value, int) or isinstance(value, bool)):
+                bad(name, "an integer")
+            if hint is float and (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                                  or not math.isfinite(value)):
+                bad(name, "a finite number")
+            if hint is str and not isinstance(value, str):
+                bad(name, "a string")
+            if name == "diffaugment_policy" and not (
+                    isinstance(value, tuple) and all(isinstance(op, str) for op in value)):
+                bad(name, f"a list of names from {DIFFAUGMENT_OPS}")
 
         if self.resolution not in RESOLUTIONS:
             bad("resolution", f"one of {RESOLUTIONS}")
@@ -116,6 +139,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
+        if not isinstance(d, dict):
+            raise FacelibError(f"a config must be a JSON object of field: value pairs, got a "
+                               f"{type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -133,10 +159,31 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        """Read a config.json; any problem (missing, not JSON, unknown or invalid fields) is one
+        FacelibError line that names the file and the fix. Nothing else in the run is touched."""
         path = Path(path)
         if not path.exists():
             raise FacelibError(f"{path} not found: is this a facelib run folder?")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            size = path.stat().st_size
+            if size > limit("FACELIB_MAX_JSON_BYTES"):
+                raise over_limit("FACELIB_MAX_JSON_BYTES", f"{path}: its size", size)
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as e:  # JSON and UTF-8 errors are ValueErrors
+            raise FacelibError(
+                f"{path} is not a readable JSON config ({str(e).splitlines()[0][:160]}): restore "
+                "it from a copy, or rewrite it with facelib.Config(...).save(path); the run's "
+                "checkpoints are untouched") from None
+        try:
+            return cls.from_dict(data)
+        except FacelibError as e:
+            raise FacelibError(f"{path}: {e}. Fix or remove that entry in the file (the run's "
+                               "checkpoints are untouched)") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Config)
 
 
 PRESETS: dict[str, dict[str, Any]] = {

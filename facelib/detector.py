@@ -30,9 +30,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+import cv2
+import keras
 import numpy as np
+import tensorflow as tf
+from keras import layers
+from sklearn.metrics import average_precision_score, log_loss
 
+from facelib.data.cache import FaceCache
 from facelib.errors import FacelibError
+from facelib.images import align_face, read_image, resize_batch, to_float, to_uint8
+from facelib.run.folder import RunFolder
+from facelib.run.interface import describe_run, open_run
 
 # The CNNDetection "Blur+JPEG(0.5)" recipe (Wang et al. 2020, train.py --blur_prob 0.5
 # --blur_sig 0.0,3.0 --jpg_prob 0.5 --jpg_qual 30,100).
@@ -45,19 +54,12 @@ MODEL_FILE = "detector.keras"
 META_FILE = "meta.json"
 FAKE_SEED_OFFSET = 1_000_003  # evaluation fakes use latents disjoint from the training fakes'
 
-# Aspect ratios (height / width) accepted by ``align_face``.
-CELEBA_ASPECT = 218 / 178
-ASPECT_TOLERANCE = 0.06
-
-
 # ---------------------------------------------------------------------------------------------
 # Image operations (uint8 RGB HWC in, uint8 out)
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur with standard deviation ``sigma`` pixels (kernel size from sigma)."""
-    import cv2
-
     image = np.ascontiguousarray(image)
     if sigma <= 1e-3:
         return image.copy()
@@ -67,8 +69,6 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
     """Encode as JPEG at ``quality`` (1-100) with OpenCV and decode again."""
-    import cv2
-
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]),
                            [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
     if not ok:
@@ -79,8 +79,6 @@ def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
 def resize_down_up(image: np.ndarray, factor: float = 2.0) -> np.ndarray:
     """Shrink by ``factor`` (area averaging) and enlarge back (bilinear): loses fine detail the
     way re-uploaded thumbnails do."""
-    import cv2
-
     h, w = image.shape[:2]
     small = cv2.resize(np.ascontiguousarray(image), (max(1, round(w / factor)),
                                                      max(1, round(h / factor))),
@@ -135,8 +133,6 @@ def perturb(images: np.ndarray, name: str) -> np.ndarray:
 
 def high_frequency_energy(images: np.ndarray) -> float:
     """Mean squared Laplacian of the grey image: how much fine detail a batch carries."""
-    import cv2
-
     grey = np.asarray(images, np.float32).mean(axis=-1)
     return float(np.mean([np.mean(cv2.Laplacian(g, cv2.CV_32F) ** 2) for g in grey]))
 
@@ -145,40 +141,9 @@ def high_frequency_energy(images: np.ndarray) -> float:
 # Getting faces into the detector's input shape
 
 
-def align_face(image: np.ndarray, resolution: int, name: str = "image") -> np.ndarray:
-    """One uint8 RGB HWC image -> the detector's (R, R, 3) input, or a FacelibError saying why not.
-
-    Square images are resized; CelebA-shaped portraits (178x218 and its multiples) get the CelebA
-    face box of ``facelib.data.prepare`` first. Other shapes are refused (no face finder here), and
-    so are faces smaller than the input: upscaling adds interpolation artefacts the detector never
-    saw, so its answer would mean little.
-    """
-    from facelib.data.prepare import crop_box, resize_square
-
-    h, w = image.shape[:2]
-    aspect = h / w
-    if abs(aspect - 1.0) <= ASPECT_TOLERANCE:
-        crop = "none"
-    elif abs(aspect - CELEBA_ASPECT) <= ASPECT_TOLERANCE:
-        crop = "celeba"
-    else:
-        raise FacelibError(
-            f"{name}: {w}x{h} pixels (aspect {aspect:.2f}) is neither a square face crop nor a "
-            f"CelebA-shaped portrait (178x218, aspect {CELEBA_ASPECT:.2f}); crop the face to a "
-            f"square first")
-    top, left, side, _ = crop_box(h, w, crop)
-    if side < resolution:
-        raise FacelibError(
-            f"{name}: the face region is {side}x{side} pixels, smaller than the detector's "
-            f"{resolution}x{resolution} input; use an image with a face at least {resolution} px "
-            f"wide (upscaling would add artefacts the detector was not trained on)")
-    return resize_square(np.ascontiguousarray(image[top:top + side, left:left + side]), resolution)
-
-
 def read_face(path: str | Path, resolution: int) -> np.ndarray:
-    """Read one image file and align it with ``align_face``; FacelibError if it cannot be used."""
-    from facelib.images import read_image
-
+    """Read one image file and align it with ``facelib.images.align_face`` (the rule ``edit``
+    uses too); FacelibError if it cannot be used."""
     path = Path(path)
     if not path.is_file():
         raise FacelibError(f"{path}: no such file; pass image files (JPEG/PNG)")
@@ -191,8 +156,6 @@ def read_face(path: str | Path, resolution: int) -> np.ndarray:
 
 def _as_uint8_batch(images, resolution: int) -> np.ndarray:
     """uint8 or float [-1, 1] NHWC faces of any size -> uint8 (N, R, R, 3) for the detector."""
-    from facelib.images import to_uint8
-
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[None]
@@ -213,9 +176,6 @@ def build_detector_model(resolution: int, width: int = 32):
     """A plain CNN -> one logit (synthetic). The first layers keep full resolution so that the
     pixel-level traces of upsampling layers stay visible; no batch norm, so a short training
     gives the same function in training and inference."""
-    import keras
-    from keras import layers
-
     if resolution < 8 or resolution & (resolution - 1):
         raise FacelibError(f"detector resolution {resolution}: use a power of two >= 8")
     if width < 1:
@@ -242,8 +202,6 @@ class Detector:
     meta: dict = field(default_factory=dict)
 
     def logits(self, images, batch_size: int = 256) -> np.ndarray:
-        from facelib.images import to_float
-
         x = _as_uint8_batch(images, self.resolution)
         out = [np.asarray(self.model(to_float(x[i:i + batch_size]), training=False)).reshape(-1)
                for i in range(0, len(x), batch_size)]
@@ -251,7 +209,7 @@ class Detector:
 
     def predict_proba(self, images, batch_size: int = 256) -> np.ndarray:
         """float32 (N,): the probability that each face is synthetic. Faces: uint8 or float
-        [-1, 1] NHWC, any square size or CelebA portrait shape (aligned like ``align_face``)."""
+        [-1, 1] NHWC, any square size or CelebA portrait shape (``facelib.images.align_face``)."""
         z = self.logits(images, batch_size)
         return (1.0 / (1.0 + np.exp(-z.astype(np.float64)))).astype(np.float32)
 
@@ -269,16 +227,28 @@ class Detector:
 
     @classmethod
     def load(cls, path: str | Path) -> "Detector":
-        import keras
-
         path = Path(path)
         if not (path / MODEL_FILE).is_file() or not (path / META_FILE).is_file():
             raise FacelibError(
                 f"{path} is not a detector folder (needs {MODEL_FILE} and {META_FILE}); train one "
                 f"with python -m facelib train-detector --data CACHE --runs RUN --out {path}")
-        meta = json.loads((path / META_FILE).read_text())
-        model = keras.models.load_model(path / MODEL_FILE, compile=False)
-        return cls(model, int(meta["resolution"]), meta)
+        try:
+            meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+            resolution = int(meta["resolution"])
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+            raise FacelibError(f"{path / META_FILE} is not a detector's meta.json ({type(e).__name__}"
+                               f": {str(e).splitlines()[0][:100] if str(e) else ''}); restore it "
+                               "or retrain the detector") from None
+        try:
+            # safe_mode=True (Keras' default, stated): a .keras file whose config holds Python
+            # code (a Lambda layer's bytecode) is refused instead of run.
+            model = keras.models.load_model(path / MODEL_FILE, compile=False, safe_mode=True)
+        except Exception as e:  # noqa: BLE001 - Keras raises ValueError, OSError, zip errors
+            raise FacelibError(f"{path / MODEL_FILE} could not be loaded ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0][:160] if str(e) else ''}); a damaged "
+                               "file or one with code in it (refused): retrain the detector "
+                               "with python -m facelib train-detector") from None
+        return cls(model, resolution, meta)
 
 
 def load_detector(path: str | Path) -> Detector:
@@ -289,33 +259,9 @@ def load_detector(path: str | Path) -> Detector:
 # Faces from generators
 
 
-def open_run(spec):
-    """A Run from a Run, a run folder, or ``RUN@CHECKPOINT`` (latest, best, step-00000500 or a
-    checkpoint folder)."""
-    from facelib import load_run
-
-    if hasattr(spec, "generate"):
-        return spec
-    text = str(spec)
-    path, _, checkpoint = text.partition("@")
-    checkpoint = checkpoint or "latest"
-    if checkpoint not in ("latest", "best") and not Path(checkpoint).is_absolute() \
-            and not Path(checkpoint).exists():
-        checkpoint = str(Path(path) / "checkpoints" / checkpoint)
-    return load_run(path, checkpoint=checkpoint)
-
-
-def describe_run(run) -> dict:
-    return {"path": str(getattr(run, "path", "?")), "step": int(getattr(run, "step", -1)),
-            "checkpoint": str(getattr(run, "checkpoint", "")),
-            "conditional": bool(getattr(run, "conditional", False))}
-
-
 def generate_fakes(runs: Sequence, n: int, resolution: int, seed: int = 0,
                    batch_size: int = 256) -> np.ndarray:
     """``n`` uint8 faces split evenly over ``runs`` (Run objects), resized to ``resolution``."""
-    from facelib.data.prepare import resize_square
-
     if not runs:
         raise FacelibError("no generator runs given: pass at least one run folder")
     counts = [n // len(runs) + (i < n % len(runs)) for i in range(len(runs))]
@@ -324,19 +270,14 @@ def generate_fakes(runs: Sequence, n: int, resolution: int, seed: int = 0,
         if k == 0:
             continue
         faces = run.generate(k, seed=seed + 7919 * i, batch_size=batch_size)
-        if faces.shape[1] != resolution:
-            faces = np.stack([resize_square(f, resolution) for f in faces])
-        out.append(faces)
+        out.append(resize_batch(faces, resolution))
     return np.concatenate(out)
 
 
 def real_faces(cache, split: str = "train", n: int | None = None, seed: int = 0,
                resolution: int | None = None) -> np.ndarray:
     """Up to ``n`` real faces (a seeded random subset) of one split of a prepared cache."""
-    from facelib.data.cache import FaceCache
-    from facelib.data.prepare import resize_square
-
-    cache = cache if isinstance(cache, FaceCache) else FaceCache.open(cache)
+    cache = FaceCache.open(cache)
     rows = cache.indices(split)
     if len(rows) == 0:
         raise FacelibError(f"{cache.path} has no faces in its {split!r} split; prepare it again "
@@ -344,9 +285,7 @@ def real_faces(cache, split: str = "train", n: int | None = None, seed: int = 0,
     if n is not None and n < len(rows):
         rows = np.sort(np.random.default_rng([seed, 99]).choice(rows, n, replace=False))
     faces = np.asarray(cache.images[rows])
-    if resolution is not None and faces.shape[1] != resolution:
-        faces = np.stack([resize_square(f, resolution) for f in faces])
-    return faces
+    return faces if resolution is None else resize_batch(faces, resolution)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,8 +299,6 @@ def make_training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: in
     Batch ``k`` of epoch ``e`` is the ``k``-th slice of the permutation ``default_rng([seed, e])``,
     augmented with ``default_rng([seed, e, k])``: the same on every machine, in any parallel order.
     """
-    import tensorflow as tf
-
     n = len(images)
     steps = n // batch_size
     if steps == 0:
@@ -391,8 +328,6 @@ def make_training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: in
 
 
 def average_precision(labels, scores) -> float:
-    from sklearn.metrics import average_precision_score
-
     return float(average_precision_score(np.asarray(labels).reshape(-1),
                                          np.asarray(scores).reshape(-1)))
 
@@ -411,11 +346,7 @@ def train_detector(cache, runs: Iterable, out_dir: str | Path | None = None, *,
     (AP often reaches 1.0) to the lower validation loss (CNNDetection also kept its best epoch).
     Saved to ``out_dir`` when given.
     """
-    import keras
-
-    from facelib.data.cache import FaceCache
-
-    cache = cache if isinstance(cache, FaceCache) else FaceCache.open(cache)
+    cache = FaceCache.open(cache)
     resolution = int(resolution or cache.resolution)
     runs = [open_run(r) for r in runs]
     if not runs:
@@ -448,8 +379,7 @@ def train_detector(cache, runs: Iterable, out_dir: str | Path | None = None, *,
     class _ValidationAP(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             scores = detector.predict_proba(val_x).astype(np.float64)
-            eps = 1e-7
-            val_loss = -np.mean(val_y * np.log(scores + eps) + (1 - val_y) * np.log(1 - scores + eps))
+            val_loss = log_loss(val_y, scores, labels=[0, 1])
             row = {"epoch": epoch + 1, "loss": float((logs or {}).get("loss", float("nan"))),
                    "val_ap": average_precision(val_y, scores), "val_loss": float(val_loss),
                    "val_accuracy": float(np.mean((scores >= 0.5) == val_y))}
@@ -517,29 +447,18 @@ def robustness(detector: Detector, real, fake, perturbations: Sequence[str] | No
     return {name: evaluate(detector, perturb(real, name), perturb(fake, name)) for name in names}
 
 
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """The run's complete ``step-*`` checkpoint folders, oldest first."""
-    from facelib.training.checkpoint import COMPLETE
-
-    folder = Path(run_dir) / "checkpoints"
-    found = [p for p in folder.glob("step-*") if (p / COMPLETE).exists()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
 def ap_by_step(detector: Detector, run_dir: str | Path, real, n_fake: int | None = None,
                seed: int = FAKE_SEED_OFFSET) -> list[dict]:
     """Detector accuracy/AP against each kept checkpoint of one run: are later generators harder
     to spot? (Train with ``--set keep_checkpoints=N`` to keep enough of them.)"""
-    from facelib import load_run
-
-    checkpoints = list_checkpoints(run_dir)
+    checkpoints = RunFolder(run_dir).step_checkpoints()
     if not checkpoints:
         raise FacelibError(f"{run_dir} has no complete checkpoints; train it first")
     real = _as_uint8_batch(real, detector.resolution)
     n_fake = len(real) if n_fake is None else n_fake
     rows = []
     for ckpt in checkpoints:
-        run = load_run(run_dir, checkpoint=str(ckpt))
+        run = open_run(run_dir, checkpoint=str(ckpt))
         fake = generate_fakes([run], n_fake, detector.resolution, seed=seed)
         rows.append({"step": int(run.step), "checkpoint": ckpt.name,
                      **evaluate(detector, real, fake)})
@@ -556,14 +475,12 @@ def detectability_by_step(cache, run_dir: str | Path, *, n_real: int | None = 20
     checkpoint easy to spot" with "does it resemble the generator the detector saw"; this asks
     only the first: how separable each checkpoint's faces are from real ones.
     """
-    from facelib import load_run
-
-    checkpoints = list_checkpoints(run_dir)
+    checkpoints = RunFolder(run_dir).step_checkpoints()
     if not checkpoints:
         raise FacelibError(f"{run_dir} has no complete checkpoints; train it first")
     rows = []
     for ckpt in checkpoints:
-        run = load_run(run_dir, checkpoint=str(ckpt))
+        run = open_run(run_dir, checkpoint=str(ckpt))
         det = train_detector(cache, [run], n_real=n_real, epochs=epochs, width=width,
                              batch_size=batch_size, seed=seed, verbose=verbose)
         real = real_faces(cache, "test", n_test, seed=1, resolution=det.resolution)
@@ -576,7 +493,7 @@ def detectability_by_step(cache, run_dir: str | Path, *, n_real: int | None = 20
 def plot_ap_by_step(by_run: Mapping[str, Sequence[Mapping]], ax=None):
     """Detector AP (and fake accuracy, dashed) against the generator's training step, one line
     per run (``{name: ap_by_step(...)}``). AP 0.5 would mean the fakes cannot be told apart."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy and only for this plot: detection needs no matplotlib
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.5))
@@ -639,9 +556,9 @@ def detection_report(detector: Detector, cache, seen_runs: Sequence = (),
 
 __all__ = [
     "BLUR_PROB", "BLUR_SIGMA", "JPEG_PROB", "JPEG_QUALITY", "PERTURBATIONS", "Detector",
-    "align_face", "ap_by_step", "augment_batch", "average_precision", "build_detector_model",
+    "ap_by_step", "augment_batch", "average_precision", "build_detector_model",
     "detectability_by_step", "detection_report", "evaluate", "format_table", "gaussian_blur",
-    "generate_fakes", "high_frequency_energy", "jpeg_compress", "list_checkpoints",
-    "load_detector", "make_training_dataset", "open_run", "perturb", "plot_ap_by_step",
+    "generate_fakes", "high_frequency_energy", "jpeg_compress",
+    "load_detector", "make_training_dataset", "perturb", "plot_ap_by_step",
     "read_face", "real_faces", "resize_down_up", "robustness", "train_detector",
 ]

@@ -11,6 +11,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
+import tensorflow as tf
+
+from facelib.classifier import AttributeClassifier, train_attribute_classifier
+from facelib.data.cache import is_cache
+from facelib.data.prepare import prepare
+from facelib.data.sample import bundled_sample_dir
+from facelib.errors import FacelibError
+from facelib.run.folder import RunFolder
+
 PROFILES = ("auto", "smoke", "colab", "local")
 
 
@@ -34,8 +44,6 @@ class NotebookEnv:
     def real_data(self) -> str | Path:
         """The CelebA source for `prepare`: the bundled sample in smoke, else the download."""
         if self.smoke:
-            from facelib.data.sample import bundled_sample_dir
-
             return bundled_sample_dir()
         return "celeba"
 
@@ -47,9 +55,6 @@ class NotebookEnv:
     def cache(self, resolution: int) -> Path:
         """The prepared CelebA cache at ``resolution`` in the work folder, prepared on first use
         (every notebook shares it, so CelebA is downloaded and resized once)."""
-        from facelib.data.cache import is_cache
-        from facelib.data.prepare import prepare
-
         cache = self.path("data", f"celeba-{resolution}")
         if not is_cache(cache):
             print(prepare(self.real_data, cache, resolution=resolution,
@@ -59,8 +64,6 @@ class NotebookEnv:
     def classifier(self, cache: str | Path, resolution: int, epochs: int, **kwargs):
         """The attribute classifier for ``resolution`` in the work folder: loaded when an earlier
         notebook trained it, else trained on ``cache`` (kwargs go to train_attribute_classifier)."""
-        from facelib.classifier import AttributeClassifier, train_attribute_classifier
-
         folder = self.path("classifiers", f"celeba-{resolution}")
         if (folder / "meta.json").exists():
             return AttributeClassifier.load(folder)
@@ -75,12 +78,8 @@ def setup(profile: str = "auto", mount_drive: bool = False, drive_folder: str = 
           workdir: str | Path | None = None) -> NotebookEnv:
     """Pick the profile, mount Drive if asked (so a Colab disconnect loses no checkpoint), and
     report the accelerator. ``FACELIB_PROFILE`` overrides ``profile`` (CI sets it to smoke)."""
-    import tensorflow as tf
-
     profile = os.environ.get("FACELIB_PROFILE", profile)
     if profile not in PROFILES:
-        from facelib.errors import FacelibError
-
         raise FacelibError(f"profile {profile!r}: choose one of {PROFILES}")
     colab = in_colab()
     if profile == "auto":
@@ -115,11 +114,9 @@ def show_image(path: str | Path, width: int | None = None) -> None:
 
 def live_grid_callback(run_dir: str | Path, width: int = 512):
     """A Keras callback that redraws the run's latest sample grid after each epoch."""
-    import keras
-
     from IPython.display import Image, clear_output, display
 
-    latest = Path(run_dir) / "samples" / "latest.png"
+    latest = RunFolder(run_dir).latest_sample
 
     class LiveGrid(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -136,9 +133,7 @@ def plot_losses(run_dir: str | Path, ax=None):
     """D and G losses (and mean logits) from the run's metrics.jsonl against the step."""
     import matplotlib.pyplot as plt
 
-    from facelib.training.callbacks import read_metrics
-
-    rows = [r for r in read_metrics(run_dir) if "d_loss" in r]
+    rows = [r for r in RunFolder(run_dir).read_metrics() if "d_loss" in r]
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.5))
     steps = [r["step"] for r in rows]

@@ -28,10 +28,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import cv2
 import numpy as np
 
 from facelib.atomic import replace_dir
+from facelib.classifier import AttributeClassifier, fit_attribute_classifier, score_predictions
+from facelib.data.cache import FaceCache
+from facelib.data.celeba import (
+    ATTR_FILE, ATTRIBUTE_NAMES, IMAGES_DIR, AttributeTable, format_attributes, locate,
+    parse_attributes,
+)
+from facelib.data.prepare import load_processed
 from facelib.errors import FacelibError
+from facelib.images import resize_batch, to_uint8
+from facelib.run.interface import describe_run, open_run
 
 KIND = "facelib-synthetic-celeba"
 LABEL_SOURCES = {
@@ -68,8 +78,6 @@ class SyntheticSet:
 def _load_classifier(classifier):
     if classifier is None or hasattr(classifier, "predict_proba"):
         return classifier
-    from facelib.classifier import AttributeClassifier
-
     return AttributeClassifier.load(classifier)
 
 
@@ -82,10 +90,6 @@ def synthesize_labelled(run, n: int, *, seed: int = 0, attrs=None, classifier=No
     array gives them all. Unconditional runs need ``classifier`` (an AttributeClassifier or its
     folder) whose predictions become the labels.
     """
-    from facelib.data.celeba import ATTRIBUTE_NAMES
-    from facelib.detector import describe_run, open_run
-    from facelib.images import to_uint8
-
     if n < 1:
         raise FacelibError(f"n={n}: ask for at least one synthetic face")
     run = open_run(run)
@@ -157,10 +161,6 @@ are kept whole, then resized).
 def write_dataset(out: str | Path, data: SyntheticSet, *, image_format: str = "jpg",
                   jpeg_quality: int = 95, overwrite: bool = False) -> Path:
     """Write a SyntheticSet in CelebA layout (atomically: temp folder, then rename)."""
-    import cv2
-
-    from facelib.data.celeba import ATTR_FILE, IMAGES_DIR, AttributeTable, format_attributes
-
     if image_format not in IMAGE_FORMATS:
         raise FacelibError(f"image format {image_format!r}: use one of {', '.join(IMAGE_FORMATS)}")
     if not 1 <= int(jpeg_quality) <= 100:
@@ -224,9 +224,6 @@ def write_synthetic_dataset(run, out: str | Path, n: int, *, seed: int = 0, attr
 
 def read_dataset(path: str | Path, resolution: int | None = None) -> SyntheticSet:
     """Read a CelebA-layout folder (ours or CelebA itself) back into a SyntheticSet-like bundle."""
-    from facelib.data.celeba import locate, parse_attributes
-    from facelib.data.prepare import load_processed
-
     path = Path(path)
     files = locate(path)
     table = parse_attributes(files.attributes)
@@ -245,14 +242,10 @@ FitFn = Callable[..., object]
 
 
 def _default_fit() -> FitFn:
-    from facelib.classifier import fit_attribute_classifier
-
     return fit_attribute_classifier
 
 
 def _score(classifier, images, attrs, names, train_attrs) -> dict:
-    from facelib.classifier import score_predictions
-
     probs = np.asarray(classifier.predict_proba(images), np.float32)
     return score_predictions(probs, np.asarray(attrs, np.int64), names,
                              train_positive_rate=np.asarray(train_attrs, np.float64).mean(0))
@@ -268,9 +261,7 @@ def _split_rows(cache, split: str, n: int | None, seed: int) -> np.ndarray:
 
 
 def _open_cache(cache):
-    from facelib.data.cache import FaceCache
-
-    return cache if isinstance(cache, FaceCache) else FaceCache.open(cache)
+    return FaceCache.open(cache)
 
 
 CAS_SETTINGS = ("real", "synthetic", "real+synthetic")
@@ -300,8 +291,8 @@ def cas_table(cache, synthetic: SyntheticSet, *, n_real: int | None = None,
     if list(synthetic.names) != list(names):
         raise FacelibError("the synthetic labels and the cache use different attribute orders")
     syn_train, syn_val = synthetic.split(val_fraction, seed)
-    syn_x = _resize(syn_train.images, res)
-    syn_vx = _resize(syn_val.images, res)
+    syn_x = resize_batch(syn_train.images, res)
+    syn_vx = resize_batch(syn_val.images, res)
     real_rows = _split_rows(cache, "train", n_real, seed)
     val_split = "valid" if len(cache.indices("valid")) else "train"
     val_rows = _split_rows(cache, val_split, None if n_test is None else n_test, seed)
@@ -336,14 +327,6 @@ def cas_table(cache, synthetic: SyntheticSet, *, n_real: int | None = None,
     return table
 
 
-def _resize(images: np.ndarray, resolution: int) -> np.ndarray:
-    from facelib.data.prepare import resize_square
-
-    if images.shape[1] == resolution:
-        return np.asarray(images)
-    return np.stack([resize_square(img, resolution) for img in images])
-
-
 # ---------------------------------------------------------------------------------------------
 # Rebalancing a rare attribute with conditional faces
 
@@ -361,8 +344,6 @@ def rebalance_experiment(cache, run, attribute: str = "Eyeglasses", *, n_real: i
     m chosen so its share reaches ``target_rate``). Reports the attribute's recall (threshold 0.5),
     precision, AUC, and the other attributes' mean accuracy and mean AUC.
     """
-    from facelib.detector import open_run
-
     cache = _open_cache(cache)
     run = open_run(run)
     if not run.conditional:
@@ -394,9 +375,9 @@ def rebalance_experiment(cache, run, attribute: str = "Eyeglasses", *, n_real: i
     random_attrs = synthesize_labelled(run, m, seed=seed + 2)
     settings = {
         "real": (real_x, real_a, 0),
-        "real+synthetic (random)": (np.concatenate([real_x, _resize(random_attrs.images, res)]),
+        "real+synthetic (random)": (np.concatenate([real_x, resize_batch(random_attrs.images, res)]),
                                     np.concatenate([real_a, random_attrs.attributes]), m),
-        f"real+synthetic ({attribute}=1)": (np.concatenate([real_x, _resize(with_attr.images, res)]),
+        f"real+synthetic ({attribute}=1)": (np.concatenate([real_x, resize_batch(with_attr.images, res)]),
                                             np.concatenate([real_a, with_attr.attributes]), m),
     }
     others = [i for i in range(len(names)) if i != j]

@@ -58,7 +58,7 @@ def celeba_8k() -> Path:
 def tiny_run(tmp_path_factory, cache32) -> Path:
     """A smoke-preset unconditional run trained for a few steps on real faces."""
     from facelib.config import preset
-    from facelib.training.trainer import train
+    from facelib.run.train import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     train(preset("smoke", steps=6, checkpoint_every=3, log_every=2), run_dir, data=cache32,
@@ -70,7 +70,7 @@ def tiny_run(tmp_path_factory, cache32) -> Path:
 def tiny_conditional_run(tmp_path_factory, cache32) -> Path:
     """A smoke-preset conditional (40-attribute) run trained for a few steps on real faces."""
     from facelib.config import preset
-    from facelib.training.trainer import train
+    from facelib.run.train import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny-conditional"
     train(preset("smoke", steps=6, checkpoint_every=3, log_every=2, conditional=True), run_dir,

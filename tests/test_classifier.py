@@ -31,6 +31,7 @@ def heldout(cache32):
     return np.asarray(cache.images[idx]), np.asarray(cache.attributes[idx])
 
 
+@pytest.mark.slow
 def test_cli_writes_model_meta_and_report(trained, capsys):
     assert {p.name for p in trained.iterdir()} >= {"classifier.keras", "meta.json", "report.json"}
     meta = json.loads((trained / "meta.json").read_text())
@@ -59,6 +60,7 @@ def test_classifier_learns_real_attributes(trained, heldout):
     assert result["mean_auc"] > 0.55
 
 
+@pytest.mark.slow
 def test_save_load_gives_identical_predictions(cache32, tmp_path):
     from facelib.classifier import AttributeClassifier, fit_attribute_classifier
     from facelib.data.cache import FaceCache

@@ -25,6 +25,7 @@ def test_help_lists_the_commands():
         assert verb in proc.stdout
 
 
+@pytest.mark.slow
 def test_prepare_train_generate(sample_dir, tmp_path, capsys):
     cache, run = tmp_path / "cache", tmp_path / "run"
     assert main(["prepare", str(sample_dir), str(cache), "--resolution", "32", "--no-progress"]) == 0
@@ -68,7 +69,7 @@ def test_generate_with_attributes_on_conditional_run(tiny_conditional_run, tmp_p
 @pytest.mark.slow
 def test_resume_after_the_process_was_killed(cache32, tmp_path):
     """SIGKILL mid-training (no chance to clean up), then --resume finishes the run."""
-    from facelib.training.checkpoint import CheckpointManager
+    from facelib.run.checkpoints import CheckpointManager
 
     run = tmp_path / "run"
     args = ["train", "--data", str(cache32), "--run", str(run), "--preset", "smoke",

@@ -96,6 +96,7 @@ def test_same_seed_same_batches_other_seed_other_batches(cache):
 
 
 @pytest.mark.parametrize("k", [3, 6])
+@pytest.mark.slow
 def test_start_step_resumes_where_an_uninterrupted_run_would_be(cache, k):
     fresh = batches(make_dataset(cache, B, seed=2), k + 3)
     resumed = batches(make_dataset(cache, B, seed=2, start_step=k), 3)
@@ -141,3 +142,44 @@ def test_distributes_under_mirrored_strategy(cache):
     total = sum(float(t) for t in strategy.experimental_local_results(step(x, a)))
     want_x, want_a = batches(make_dataset(cache, B, seed=0), 1)[0]
     assert total == pytest.approx(float(want_x.sum() + want_a.sum()), rel=1e-5)
+
+
+def test_a_cache_serves_lower_resolutions_by_exact_area_downsampling(_hermetic_cache):
+    from facelib.data.pipeline import make_dataset
+    from facelib.data.sample import sample_cache
+
+    cache = FaceCache.open(sample_cache(64))
+    full = next(iter(make_dataset(cache, 8, seed=3, flip=False)))[0].numpy()
+    half = next(iter(make_dataset(cache, 8, seed=3, flip=False, resolution=32)))[0].numpy()
+    quarter = next(iter(make_dataset(cache, 8, seed=3, flip=False, resolution=16)))[0].numpy()
+    assert full.shape == (8, 64, 64, 3) and half.shape == (8, 32, 32, 3)
+    # Each output pixel is the mean of its 2x2 (4x4) block, with no rounding added.
+    np.testing.assert_allclose(half, full.reshape(8, 32, 2, 32, 2, 3).mean(axis=(2, 4)), atol=1e-6)
+    np.testing.assert_allclose(quarter, full.reshape(8, 16, 4, 16, 4, 3).mean(axis=(2, 4)),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("resolution", [128, 48])
+def test_a_resolution_the_cache_cannot_serve_is_a_clear_error(_hermetic_cache, resolution):
+    from facelib.data.pipeline import make_dataset
+    from facelib.data.sample import sample_cache
+
+    with pytest.raises(FacelibError, match=rf"prepared at 64px and cannot serve {resolution}px "
+                                           r"\(it serves 64, 32, 16, 8px.*--resolution"):
+        make_dataset(sample_cache(64), 8, resolution=resolution)
+
+
+@pytest.mark.slow
+def test_cli_trains_a_32px_model_from_a_64px_cache(tmp_path, _hermetic_cache, capsys):
+    import facelib
+    from facelib.cli import main
+    from facelib.data.sample import sample_cache
+
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(sample_cache(64)), "--run", str(run), "--preset", "smoke",
+                 "--steps", "2", "--quiet"]) == 0
+    assert facelib.load_run(run).generate(2).shape == (2, 32, 32, 3)
+    assert main(["train", "--data", str(sample_cache(64)), "--run", str(run), "--preset", "smoke",
+                 "--steps", "3", "--resume", "--quiet"]) == 0
+    assert f"resumed from step 2 (checkpoint {run / 'checkpoints' / 'step-00000002'})" \
+        in capsys.readouterr().out

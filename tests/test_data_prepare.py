@@ -15,8 +15,9 @@ import pytest
 
 from facelib.data.cache import FaceCache, is_cache
 from facelib.data.celeba import ATTR_FILE, ATTRIBUTE_NAMES, IMAGES_DIR, PARTITION_FILE, parse_attributes
-from facelib.data.prepare import crop_box, load_processed, npy_data_offset, prepare, shrink_npy
+from facelib.data.prepare import load_processed, npy_data_offset, prepare, shrink_npy
 from facelib.errors import FacelibError
+from facelib.images import crop_box
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "celeba-tiny"
@@ -129,6 +130,108 @@ def test_corrupt_and_missing_images_are_skipped_listed_and_compacted(celeba_copy
     assert np.array_equal(loaded, clean.images[[NAMES.index(n) for n in kept]])
     meta = json.loads((out / "meta.json").read_text())
     assert [s["file"] for s in meta["skipped"]] == bad and meta["missing"] == 1 and meta["unlabeled"] == 1
+
+
+def _set_jpeg_size(data: bytes, width: int, height: int) -> bytes:
+    """The JPEG ``data`` with its frame header (SOF0) claiming ``width`` x ``height``."""
+    at = data.index(b"\xff\xc0") + 5
+    return data[:at] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[at + 4:]
+
+
+def _cache_files(out: Path) -> dict[str, bytes]:
+    meta = json.loads((out / "meta.json").read_text())
+    del meta["created"]
+    files = {f: (out / f).read_bytes() for f in ("images.npy", "attributes.npy", "partition.npy",
+                                                 "filenames.txt")}
+    return {**files, "meta": json.dumps(meta, sort_keys=True).encode()}
+
+
+def test_worker_processes_write_the_same_cache_and_skip_the_same_files(celeba_copy, tmp_path,
+                                                                       monkeypatch):
+    import facelib.data.prepare as prep
+
+    images = celeba_copy / IMAGES_DIR
+    good = (images / "000001.jpg").read_bytes()
+    (images / "000003.jpg").write_bytes(b"this is not a jpeg")
+    (images / "000007.jpg").write_bytes((images / "000007.jpg").read_bytes()[:2000])  # cut short
+    (images / "000010.jpg").unlink()
+    (images / "000016.jpg").write_bytes(_set_jpeg_size(good, 60_000, 60_000))  # a bomb's header
+    exif = (images / "000020.jpg").read_bytes()
+    (images / "000020.jpg").write_bytes(exif[:2] + b"\xff\xe1\x00\x08Exif\0\0" + exif[2:])  # full check
+    bad = ["000003.jpg", "000007.jpg", "000010.jpg", "000016.jpg"]
+    # Record which process loads each image (forked workers inherit the patch).
+    log = tmp_path / "pids.txt"
+    real = prep.load_processed
+
+    def logged(path, *args):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(path, *args)
+
+    monkeypatch.setattr(prep, "load_processed", logged)
+    reports, caches = {}, {}
+    for workers in (1, 2, 3):
+        log.write_text("")
+        # chunk=8: tasks of 1-2 images, many in flight at once, so order is really exercised.
+        reports[workers] = prepare(celeba_copy, tmp_path / f"w{workers}", 32, progress=False,
+                                   workers=workers, chunk=8)
+        caches[workers] = _cache_files(tmp_path / f"w{workers}")
+        pids = set(log.read_text().split())
+        if workers == 1:
+            assert pids == {str(os.getpid())}
+        elif sys.platform.startswith("linux"):  # forked: the patch is there
+            assert len(pids) == workers and str(os.getpid()) not in pids
+    assert caches[1] == caches[2] == caches[3]  # byte for byte
+    for r in reports.values():
+        assert r.written == 20 and r.skipped_files == bad and r.missing == 1
+        assert r.skip_reasons == reports[1].skip_reasons
+    assert "not a readable image" in reports[2].skip_reasons["000003.jpg"]
+    assert "truncated JPEG" in reports[2].skip_reasons["000007.jpg"]
+    assert "60000x60000" in reports[2].skip_reasons["000016.jpg"]  # ImageTooLarge, from a worker
+    kept = [n for n in NAMES if n not in bad]
+    assert FaceCache.open(tmp_path / "w2").filenames == kept
+    clean = FaceCache.open(prepare(FIXTURE, tmp_path / "clean", 32, progress=False, workers=1).out)
+    assert np.array_equal(np.load(tmp_path / "w2" / "images.npy"),
+                          clean.images[[NAMES.index(n) for n in kept]])
+    with pytest.raises(FacelibError, match="workers must be at least 1"):
+        prepare(FIXTURE, tmp_path / "w0", 32, progress=False, workers=0)
+
+
+def test_spawned_workers_send_their_images_back(celeba_copy, tmp_path, monkeypatch):
+    """Where processes are not forked (macOS, Windows) there is no shared ring: the images come
+    back through the pipe, and the cache is the same."""
+    import multiprocessing
+
+    import facelib.data.prepare as prep
+
+    (celeba_copy / IMAGES_DIR / "000005.jpg").write_bytes(b"broken")
+    serial = prepare(celeba_copy, tmp_path / "serial", 32, progress=False, workers=1)
+    monkeypatch.setattr(prep, "_worker_context", lambda: multiprocessing.get_context("spawn"))
+    spawned = prepare(celeba_copy, tmp_path / "spawned", 32, progress=False, workers=2, chunk=16)
+    assert spawned.skip_reasons == serial.skip_reasons and spawned.skipped_files == ["000005.jpg"]
+    assert _cache_files(tmp_path / "spawned") == _cache_files(tmp_path / "serial")
+
+
+def test_plain_jpeg_size_agrees_with_pillows_header_check(tmp_path):
+    from facelib.data.prepare import plain_jpeg_size
+    from facelib.images import ImageTooLarge, image_header_size
+
+    for name in NAMES:
+        data = (FIXTURE / IMAGES_DIR / name).read_bytes()
+        assert plain_jpeg_size(data) == image_header_size(data) == (89, 109)
+    good = (FIXTURE / IMAGES_DIR / "000001.jpg").read_bytes()
+    # Not plain (EXIF, a junk byte, a short DQT, 12-bit, a cut header, not a JPEG): None, and the
+    # caller runs the full check.
+    sof = good.index(b"\xff\xc0")
+    for other in (good[:2] + b"\xff\xe1\x00\x08Exif\0\0" + good[2:], good[:2] + b"\0" + good[2:],
+                  good[:2] + b"\xff\xdb\x00\x10" + bytes(14) + good[2:],
+                  good[:sof + 4] + b"\x0c" + good[sof + 5:], good[:sof + 6], b"GIF89a", b""):
+        assert plain_jpeg_size(other) is None
+    bomb = _set_jpeg_size(good, 60_000, 60_000)
+    assert plain_jpeg_size(bomb) == image_header_size(bomb) == (60_000, 60_000)
+    (tmp_path / "bomb.jpg").write_bytes(bomb)
+    with pytest.raises(ImageTooLarge, match="60000x60000"):
+        load_processed(tmp_path / "bomb.jpg", 32)
 
 
 def test_no_readable_image_is_an_error_and_leaves_nothing(celeba_copy, tmp_path):

@@ -98,19 +98,17 @@ def test_training_batches_are_reproducible_and_augmented(real32):
 # -- alignment ------------------------------------------------------------------------------
 
 def test_align_face_resizes_squares_crops_celeba_portraits_and_refuses_others(tmp_path):
-    from facelib.detector import align_face, read_face
-    from facelib.images import write_image
+    from facelib.detector import read_face
+    from facelib.images import align_face, process_image, write_image
 
     rng = np.random.default_rng(0)
     square = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     assert align_face(square, 32).shape == (32, 32, 3)
     portrait = rng.integers(0, 256, (109, 89, 3), dtype=np.uint8)  # celeba-8k's size
-    from facelib.data.prepare import process_image
-
     assert np.array_equal(align_face(portrait, 32), process_image(portrait, 32, "celeba"))
-    with pytest.raises(FacelibError, match="neither a square"):
+    with pytest.raises(FacelibError, match="neither square"):
         align_face(rng.integers(0, 256, (40, 120, 3), dtype=np.uint8), 32)
-    with pytest.raises(FacelibError, match="smaller than the detector's 32x32"):
+    with pytest.raises(FacelibError, match="too small for 32 px"):
         align_face(square[:20, :20], 32)
     (tmp_path / "notes.txt").write_text("not an image")
     with pytest.raises(FacelibError, match="not a readable image"):
@@ -143,6 +141,7 @@ def detector_dir(tmp_path_factory, cache32, tiny_run):
     return out
 
 
+@pytest.mark.slow
 def test_detector_separates_real_faces_from_a_tiny_generator(detector_dir, cache32, tiny_run):
     import facelib
     from facelib.detector import Detector, evaluate, real_faces
@@ -183,6 +182,7 @@ def test_save_load_gives_identical_predictions(detector_dir, real32, tmp_path):
         Detector.load(tmp_path)
 
 
+@pytest.mark.slow
 def test_robustness_and_ap_by_step_reports(detector_dir, cache32, tiny_run):
     import facelib
     from facelib.detector import PERTURBATIONS, Detector, ap_by_step, real_faces, robustness
@@ -201,6 +201,7 @@ def test_robustness_and_ap_by_step_reports(detector_dir, cache32, tiny_run):
     assert all(0 <= r["ap"] <= 1 for r in steps)
 
 
+@pytest.mark.slow
 def test_detectability_by_step_trains_one_detector_per_checkpoint(cache32, tiny_run):
     from facelib.detector import detectability_by_step
 
@@ -253,7 +254,7 @@ def test_detect_cli_errors_clearly_on_non_images_and_tiny_images(detector_dir, r
     assert code == 2
     assert len(out.strip().splitlines()) == 1 and str(good) in out  # the good one is still scored
     assert "error: 2 of 3 image(s) could not be checked" in err
-    assert re.search(r"tiny\.png: the face region is 12x12 pixels, smaller than", err)
+    assert re.search(r"tiny\.png is 12x12: its face region is 12 px, too small for 32 px", err)
     assert "readme.txt: not a readable image" in err
     code, _, err = _cli(["detect", good, "--detector", tmp_path / "nothing"], capsys, monkeypatch)
     assert code == 2 and "not a detector folder" in err

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
@@ -16,8 +18,8 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from facelib.config import preset
-    from facelib.training.trainer import train
-    from facelib.training.checkpoint import CheckpointManager
+    from facelib.run.train import train
+    from facelib.run.checkpoints import CheckpointManager
     from facelib.training.gan import GAN
 
     cache, out = sys.argv[1], sys.argv[2]
@@ -59,6 +61,7 @@ def _run(cache32, tmp_path, options):
 # Adam's first steps move each weight by about lr * sign(gradient), so float noise in a
 # near-zero gradient can flip one weight by ~lr (2e-4): weights are compared at 5 * lr, the
 # per-step losses (global-batch means, which a wrong reduction would double) tightly.
+@pytest.mark.slow
 def test_mirrored_two_cpus_matches_one_device(cache32, tmp_path):
     worst, step_a, step_b, loss_rel = _run(cache32, tmp_path, {})
     assert step_a == step_b == 3
@@ -66,6 +69,7 @@ def test_mirrored_two_cpus_matches_one_device(cache32, tmp_path):
     assert worst < 1e-3, worst
 
 
+@pytest.mark.slow
 def test_mirrored_with_augmentation_and_gradient_penalty(cache32, tmp_path):
     worst, step_a, step_b, loss_rel = _run(cache32, tmp_path,
                                            {"loss": "wgan-gp", "augment": "diffaugment"})

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+import facelib
 from facelib.errors import FacelibError
 
 
@@ -29,11 +30,12 @@ def _png_folder(folder, images, prefix="img"):
     return folder
 
 
+@pytest.mark.slow
 def test_report_on_own_training_cache_without_classifier(tiny_run, cache32, tmp_path):
-    from facelib.metrics.report import REQUIRED_KEYS, evaluate_run
+    from facelib.evaluation import REQUIRED_KEYS, evaluate_run
 
     out = tmp_path / "report"
-    r = evaluate_run(tiny_run, cache32, out, n=64, network="test", log=None)
+    r = evaluate_run(facelib.load_run(tiny_run), cache32, out, n=64, network="test", log=None)
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk == r
     assert set(REQUIRED_KEYS) <= set(r)
@@ -63,6 +65,7 @@ def test_report_on_own_training_cache_without_classifier(tiny_run, cache32, tmp_
     assert {"samples", "nearest_pixel", "nearest_features", "ndb", "internals"} <= set(r["figures"])
 
 
+@pytest.mark.slow
 def test_cli_with_classifier_and_image_folder(tiny_run, heldout, tmp_path, capsys):
     import facelib
     from facelib.classifier import fit_attribute_classifier
@@ -113,6 +116,7 @@ def _fid_small_n(fa, fb):
     return diff @ diff + (a * a).sum() / na + (b * b).sum() / nb - 2 * cross
 
 
+@pytest.mark.slow
 def test_fid_command_standard_network(heldout, tmp_path, capsys):
     from facelib.cli import main
     from facelib.metrics.features import features_for
@@ -137,6 +141,40 @@ def test_fid_command_standard_network(heldout, tmp_path, capsys):
     assert value > 1.0
 
 
+@pytest.mark.slow
+def test_fid_command_and_evaluate_take_a_convention(tiny_run, heldout, tmp_path, capsys):
+    from facelib.cli import main
+    from facelib.evaluation import evaluate_run
+    from facelib.metrics.features import features_for
+    from facelib.metrics.inception import fid_inception, locate_weights
+
+    try:
+        locate_weights(allow_download=False)
+    except FacelibError as e:
+        pytest.skip(f"standard FID Inception weights not installed ({e})")
+    _, images, _ = heldout
+    a = _png_folder(tmp_path / "a", images[:5])
+    b = _png_folder(tmp_path / "b", images[40:46])
+    values = {}
+    for convention in ("pytorch-fid", "tensorflow", "clean"):
+        assert main(["fid", str(a), str(b), "--convention", convention]) == 0
+        out = capsys.readouterr().out
+        assert f"({convention} convention)" in out
+        values[convention] = float(out.strip().splitlines()[-1].split("FID:")[1])
+        net = fid_inception(convention=convention)
+        fa, fb = (features_for(p, net, resolution=32) for p in (a, b))
+        assert values[convention] == pytest.approx(_fid_small_n(fa, fb), rel=1e-4)
+    # At 32 px the resize convention moves FID: three conventions, three values.
+    assert len({round(v, 3) for v in values.values()}) == 3
+    report = evaluate_run(facelib.load_run(tiny_run), None, tmp_path / "e", n=16,
+                          convention="clean", figures=False, log=None)
+    assert report["fid_convention"] == "clean" == report["feature_network"]["convention"]
+    with pytest.raises(FacelibError, match="applies to the standard FID Inception only"):
+        evaluate_run(facelib.load_run(tiny_run), None, tmp_path / "t", n=16, network="test",
+                     convention="clean", log=None)
+
+
+@pytest.mark.slow
 def test_missing_inception_weights_fail_clearly(tiny_run, heldout, tmp_path, monkeypatch, capsys):
     from facelib.cli import main
     from facelib.training.kid_callback import KIDCallback
@@ -150,26 +188,27 @@ def test_missing_inception_weights_fail_clearly(tiny_run, heldout, tmp_path, mon
     assert code == 2
     assert "--feature-network test" in capsys.readouterr().err
     with pytest.raises(FacelibError, match="kid_network='test'"):
-        KIDCallback(tmp_path, images, network="standard")
+        KIDCallback(images, network="standard")
 
 
+@pytest.mark.slow
 def test_kid_callback_logs_and_keeps_best_checkpoint(cache32, heldout, tmp_path):
     from facelib.config import preset
     from facelib.data.pipeline import make_dataset
-    from facelib.training.callbacks import read_metrics
-    from facelib.training.checkpoint import CheckpointManager
+    from facelib.run.folder import RunFolder
     from facelib.training.gan import GAN
     from facelib.training.kid_callback import KIDCallback
 
     _, images, _ = heldout
-    run = tmp_path / "run"
-    manager = CheckpointManager(run / "checkpoints")
+    folder = RunFolder(tmp_path / "run")
+    manager = folder.checkpoints
     gan = GAN(preset("smoke"))
     gan.compile()
-    cb = KIDCallback(run, images[:48], every=1, n=32, network="test", manager=manager, log=None)
+    cb = KIDCallback(images[:48], every=1, n=32, network="test", manager=manager,
+                     log_row=folder.append_metrics, log=None)
     gan.fit(make_dataset(cache32, 16, seed=0), steps_per_epoch=2, epochs=3, callbacks=[cb],
             verbose=0)
-    rows = [r for r in read_metrics(run) if "kid_mean" in r]
+    rows = [r for r in folder.read_metrics() if "kid_mean" in r]
     assert [r["step"] for r in rows] == [2, 4, 6]
     assert all(r["n_generated"] == 32 and r["n_real"] == 48 and r["kid_subset_size"] == 16
                and r["comparable"] is False
@@ -182,14 +221,14 @@ def test_kid_callback_logs_and_keeps_best_checkpoint(cache32, heldout, tmp_path)
     assert [r["best"] for r in rows] == [m == min(means[:i + 1]) for i, m in enumerate(means)]
     # Fixed latents: the same generator gives the same faces; a resumed callback knows the best.
     np.testing.assert_array_equal(cb.generate(), cb.generate())
-    again = KIDCallback(run, images[:48], n=32, network="test", manager=manager, log=None)
+    again = KIDCallback(images[:48], n=32, network="test", manager=manager, log=None)
     assert again.best == min(means)
 
 
 def test_real_faces_from_a_sibling_cache_stay_held_out(tiny_run, tmp_path):
     import facelib
     from facelib.data.sample import sample_cache
-    from facelib.metrics.report import load_real_data
+    from facelib.evaluation import load_real_data
 
     run = facelib.load_run(tiny_run)
     # The same 500 faces and partition prepared at 64 px: the train split is still held out.

@@ -91,6 +91,7 @@ def test_pairwise_records_the_chosen_image(study):
     assert rec["chosen"] == trial.items[1] and rec["truth"] is None and len(rec["items"]) == 2
 
 
+@pytest.mark.slow
 def test_log_survives_a_crash_and_the_session_resumes(study):
     """A process that dies mid-session (os._exit: no cleanup, no close) leaves every answer."""
     script = textwrap.dedent(f"""

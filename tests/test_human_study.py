@@ -141,12 +141,14 @@ def test_study_from_a_trained_run_folder(tmp_path, tiny_run, cache32):
 
 def test_regenerate_refuses_a_run_that_moved_past_the_studied_step(tmp_path, cache32,
                                                                    monkeypatch):
-    import facelib
+    import facelib.human.study
 
     study = build_study(tmp_path / "s", TinyRun(), cache32, n_fake=2)
     fake = next(it for it in study.items if it.kind == "fake")
-    monkeypatch.setattr(facelib, "load_run", lambda path, checkpoint="latest": TinyRun(step=9))
+    monkeypatch.setattr(facelib.human.study, "open_run",
+                        lambda path, checkpoint=None: TinyRun(step=9))
     with pytest.raises(FacelibError, match="came from step 5 .* now loads step 9"):
         regenerate(study, fake.id)
-    monkeypatch.setattr(facelib, "load_run", lambda path, checkpoint="latest": TinyRun(step=5))
+    monkeypatch.setattr(facelib.human.study, "open_run",
+                        lambda path, checkpoint=None: TinyRun(step=5))
     np.testing.assert_array_equal(regenerate(study, fake.id), read_image(study.folder / fake.png))

@@ -246,6 +246,7 @@ def random_model():
     return inc.build_fid_inception()
 
 
+@pytest.mark.slow
 def test_architecture_outputs_2048_features_for_any_size(random_model):
     import tensorflow as tf
 
@@ -468,6 +469,7 @@ GOLDEN = [
 
 
 @needs_wheel
+@pytest.mark.slow
 def test_features_match_pytorch_fid_golden_values(monkeypatch):
     monkeypatch.delenv(inc.ENV_WEIGHTS, raising=False)
     net = inc.fid_inception(allow_download=False)

@@ -49,6 +49,7 @@ def test_model_without_convolutions_is_refused():
         conv_layers(keras.Model(inp, keras.layers.Dense(1)(inp)))
 
 
+@pytest.mark.slow
 def test_run_generator_and_discriminator_figure(tiny_run, cache32, tmp_path):
     import facelib
     from facelib.data.cache import FaceCache

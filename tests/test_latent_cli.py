@@ -76,6 +76,7 @@ def test_edit_errors_name_the_problem_and_the_fix(tiny_run, face, tmp_path, caps
     assert "conditional" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_edit_computes_and_saves_attribute_directions(tiny_conditional_run, face, tmp_path,
                                                       monkeypatch, capsys):
     fake = types.ModuleType("facelib.classifier")

@@ -36,7 +36,7 @@ def _encode(img, ext=".png"):
 # -- input photos ------------------------------------------------------------------------------
 
 def test_load_face_crops_celeba_shapes_like_the_training_data(tmp_path):
-    from facelib.data.prepare import process_image
+    from facelib.images import process_image
 
     rng = np.random.default_rng(0)
     celeba = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
@@ -79,6 +79,7 @@ def test_reconstruction_errors_known_answers():
 
 # -- optimisation ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_inversion_lowers_the_loss_and_reports_errors(run):
     targets = run.generate(3, seed=42)
     result = invert(run, targets, steps=25, init="random", features="discriminator")
@@ -111,6 +112,7 @@ def test_bad_inversion_arguments(run):
         invert(run, np.zeros((2, 32, 20, 3), np.uint8))
 
 
+@pytest.mark.slow
 def test_encoder_init_lowers_the_starting_loss(run):
     encoder = train_encoder(run, steps=150, batch_size=32, seed=0)
     assert (run.path / "encoder" / "encoder.weights.h5").exists()
@@ -125,6 +127,7 @@ def test_encoder_init_lowers_the_starting_loss(run):
     assert invert(run, targets, steps=0).init == "encoder"  # "auto" uses the saved encoder
 
 
+@pytest.mark.slow
 def test_conditional_inversion_holds_the_attributes(tiny_conditional_run, tmp_path):
     crun = boosted_run(tiny_conditional_run)
     attrs = crun.sample_attributes(2, {"Smiling": 1}, seed=3)

@@ -19,7 +19,7 @@ def features():
 def test_compute_returns_one_flat_dict_matching_the_functions(features):
     real, gen = features
     out = registry.compute(["fid", "kid", "pr", "dc", "ndb"], real, gen, options={"kid": {"num_subsets": 7}})
-    assert set(out) == {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage",
+    assert set(out) == {"fid", "kid", "kid_std", "kid_subset_size", "precision", "recall", "density", "coverage",
                         "ndb", "ndb_k", "ndb_js"}
     assert out["fid"] == pytest.approx(fid_from_features(real, gen))
     assert (out["kid"], out["kid_std"]) == pytest.approx(tuple(kid(real, gen, num_subsets=7)))

@@ -6,6 +6,7 @@ from facelib.config import preset
 
 @pytest.mark.parametrize("resolution", [32, 64, 128])
 @pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.slow
 def test_shapes_and_ranges(resolution, conditional):
     from facelib.models.dcgan import build_discriminator, build_generator
 

@@ -115,6 +115,7 @@ def test_unconditional_runs_are_labelled_by_a_classifier(tiny_run, tmp_path):
     assert json.loads((out / "meta.json").read_text())["label_source"] == "predicted"
 
 
+@pytest.mark.slow
 def test_cas_table_end_to_end(cache32, tiny_conditional_run):
     """All three settings with a stand-in fit, then train-on-synthetic-test-on-real with the
     real attribute classifier (one setting keeps the test fast)."""

@@ -29,15 +29,16 @@ def test_short_training_on_real_faces(tiny_run):
     assert any((tiny_run / "tensorboard").rglob("*tfevents*"))
 
 
+@pytest.mark.slow
 def test_discriminator_learns_then_generator_fights_back(cache32, tmp_path):
     """On real faces D's loss falls below chance (log 4 = 1.386 for the NS loss) as it learns
     to separate real from fake, and G's loss rises in response."""
-    from facelib.training.callbacks import read_metrics
-    from facelib.training.trainer import train
+    from facelib.run.folder import RunFolder
+    from facelib.run.train import train
 
     cfg = preset("smoke", steps=40, log_every=10, checkpoint_every=40, g_lr=1e-4, d_lr=4e-4)
     train(cfg, tmp_path / "run", data=cache32, verbose=0)
-    rows = read_metrics(tmp_path / "run")
+    rows = RunFolder(tmp_path / "run").read_metrics()
     d = [r["d_loss"] for r in rows]
     g = [r["g_loss"] for r in rows]
     assert d[-1] < np.log(4) and d[-1] < d[0], d
@@ -70,12 +71,13 @@ def test_generate_is_seeded(tiny_run):
     dict(),
     dict(loss="wgan-gp", augment="diffaugment", conditional=True),
 ])
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
     """8 steps in one go == 4 steps, a fresh process-like restart from the checkpoint, 4 more.
     Epochs of 3 steps put the interruption mid-epoch."""
-    from facelib.training.checkpoint import CheckpointManager
+    from facelib.run.checkpoints import CheckpointManager
     from facelib.training.gan import GAN
-    from facelib.training.trainer import train
+    from facelib.run.train import train
 
     cfg = preset("smoke", steps=8, checkpoint_every=4, epoch_steps=3, log_every=4, **options)
     train(cfg, tmp_path / "a", data=cache32, verbose=0)
@@ -98,35 +100,36 @@ def test_resume_equals_uninterrupted(cache32, tmp_path, options):
 
 
 def test_a_run_folder_is_not_overwritten_without_resume(tiny_run, cache32):
-    from facelib.training.trainer import train
+    from facelib.run.train import train
 
     with pytest.raises(FacelibError, match="--resume"):
         train(preset("smoke", steps=2), tiny_run, data=cache32, verbose=0)
 
 
 def test_resume_refuses_architecture_changes(tiny_run, cache32):
-    from facelib.training.trainer import train
+    from facelib.run.train import train
 
     with pytest.raises(FacelibError, match="g_width"):
         train(preset("smoke", steps=8, g_width=128), tiny_run, data=cache32, resume=True, verbose=0)
 
 
 def test_resolution_mismatch_is_a_clear_error(cache32, tmp_path):
-    from facelib.training.trainer import train
+    from facelib.run.train import train
 
     with pytest.raises(FacelibError, match="--resolution 64"):
         train(preset("smoke", resolution=64), tmp_path / "r", data=cache32, verbose=0)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
         cache32, tmp_path, monkeypatch):
     """The discriminator loss turns NaN from the 5th call on (as a blown-up model would)."""
     import tensorflow as tf
 
     from facelib.training import gan as gan_module
-    from facelib.training.checkpoint import CheckpointManager
+    from facelib.run.checkpoints import CheckpointManager
     from facelib.training.losses import d_loss_ns, g_loss_ns
-    from facelib.training.trainer import train
+    from facelib.run.train import train
 
     calls = tf.Variable(0)
 
@@ -147,7 +150,7 @@ def test_checkpoint_write_is_atomic(tiny_run, monkeypatch, tmp_path):
     """A crash while a checkpoint is written leaves `latest` pointing at the previous one."""
     import shutil
 
-    from facelib.training.checkpoint import CheckpointManager
+    from facelib.run.checkpoints import CheckpointManager
     from facelib.training.gan import GAN
 
     run = tmp_path / "copy"
@@ -171,17 +174,18 @@ def test_checkpoint_write_is_atomic(tiny_run, monkeypatch, tmp_path):
     assert not (run / "checkpoints" / "step-00000007").exists()
 
 
+@pytest.mark.slow
 def test_kid_in_the_loop_logs_kid_and_keeps_the_best_checkpoint(cache32, tmp_path):
     """kid_every=1 measures KID each epoch (test network: no weights needed, not comparable)."""
     from facelib import load_run
-    from facelib.training.callbacks import read_metrics
-    from facelib.training.checkpoint import CheckpointManager
-    from facelib.training.trainer import train
+    from facelib.run.folder import RunFolder
+    from facelib.run.checkpoints import CheckpointManager
+    from facelib.run.train import train
 
     cfg = preset("smoke", steps=6, epoch_steps=3, checkpoint_every=3, kid_every=1,
                  kid_samples=16, kid_network="test")
     train(cfg, tmp_path / "r", data=cache32, verbose=0)
-    kids = [r for r in read_metrics(tmp_path / "r") if "kid_mean" in r]
+    kids = [r for r in RunFolder(tmp_path / "r").read_metrics() if "kid_mean" in r]
     assert [r["step"] for r in kids] == [3, 6]
     assert all(np.isfinite(r["kid_mean"]) for r in kids)
     best = CheckpointManager(tmp_path / "r" / "checkpoints").best()

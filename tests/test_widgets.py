@@ -6,7 +6,7 @@ import pytest
 
 from facelib.errors import FacelibError
 from facelib.latent.directions import DirectionSet
-from facelib.widgets import ExplorerView, LatentExplorer, explore, uploaded_files
+from facelib.latent.widgets import ExplorerView, LatentExplorer, explore, uploaded_files
 from helpers import boosted_run
 
 
@@ -34,6 +34,27 @@ def _png(image):
     import cv2
 
     return cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))[1].tobytes()
+
+
+def _browser_upload(upload, name: str, data: bytes, mime: str = "image/png") -> None:
+    """Deliver a file to a FileUpload as the browser does in the installed ipywidgets: the
+    frontend's state message goes through ``set_state`` (which applies the traits' from_json).
+    7.x: ``metadata`` and ``data`` (bytes buffers), then ``_counter`` + 1 makes ``value`` a dict
+    {name: {"metadata", "content"}}; ``value`` itself is read-only. 8.x: ``value`` is a list of
+    {"name", "type", "size", "last_modified" (ms), "content" (buffer)}, deserialized to a tuple."""
+    import ipywidgets
+
+    modified_ms = 1_700_000_000_000
+    if int(ipywidgets.__version__.split(".")[0]) < 8:
+        upload.set_state({"metadata": [{"name": name, "type": mime, "size": len(data),
+                                        "lastModified": modified_ms}],
+                          "data": [memoryview(data)], "_counter": upload._counter + 1})
+        assert isinstance(upload.value, dict) and bytes(upload.value[name]["content"]) == data
+    else:
+        upload.set_state({"value": [{"name": name, "type": mime, "size": len(data),
+                                     "last_modified": modified_ms,
+                                     "content": memoryview(data)}]})
+        assert isinstance(upload.value, tuple) and bytes(upload.value[0]["content"]) == data
 
 
 def test_uploaded_files_reads_ipywidgets_7_and_8_values():
@@ -81,16 +102,12 @@ def test_view_drives_the_image(run):
     assert view.seed.value == 6 and view.explorer.seed == 6
 
 
+@pytest.mark.slow
 def test_upload_inverts_the_photo(run):
     view = explore(run, _directions(run), seed=0, display_size=64, invert_steps=3)
     before = view.image.value
     face = run.generate(1, seed=11)[0]
-    from datetime import datetime, timezone
-
-    data = _png(face)  # what ipywidgets 8 sets after a browser upload
-    view.upload.value = ({"name": "me.png", "type": "image/png", "size": len(data),
-                          "content": memoryview(data),
-                          "last_modified": datetime.now(timezone.utc)},)
+    _browser_upload(view.upload, "me.png", _png(face))  # ipywidgets 7 or 8, whichever is installed
     assert view.explorer.inverted is not None and len(view.explorer.inverted.history) == 3
     assert view.status.value.startswith("me.png: inverted, PSNR")
     assert view.image.value != before
@@ -100,10 +117,13 @@ def test_upload_inverts_the_photo(run):
     assert view.image.value != photo
     np.testing.assert_allclose(view.explorer.latent(), view.explorer.inverted.z
                                + view.explorer.directions["Smiling"], atol=1e-6)
-    view._on_upload({"bad.png": {"metadata": {}, "content": b"not an image"}})  # 7's format
+    _browser_upload(view.upload, "bad.png", b"not an image")
     assert view.status.value.startswith("error:") and "aligned" in view.status.value
+    _browser_upload(view.upload, "again.png", _png(run.generate(1, seed=12)[0]))  # a second photo
+    assert view.status.value.startswith("again.png: inverted, PSNR")
 
 
+@pytest.mark.slow
 def test_conditional_toggles_change_the_face(crun):
     view = explore(crun, _directions(crun), seed=0, display_size=64, invert_steps=2,
                    attrs={"Male": 1})

@@ -25,7 +25,8 @@ def add_arguments(p) -> None:
     p.add_argument("--attributes", help="comma-separated subset (default: all 40)")
     p.add_argument("--grid", default="Smiling,Eyeglasses,Male,Pale_Skin",
                    help="attributes for the on/off figure (empty: no figure)")
-    p.add_argument("--checkpoint", default="latest", help="latest, best, or a checkpoint folder")
+    p.add_argument("--checkpoint", help="latest (default), best, step-NNNNNNNN or a checkpoint "
+                   "folder; --run RUN@CKPT says the same")
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -35,14 +36,14 @@ def _names(text: str | None) -> list[str] | None:
 def run(args) -> int:
     from pathlib import Path
 
-    from facelib import load_run
+    from facelib.run.interface import open_run
     from facelib.classifier import AttributeClassifier
-    from facelib.conditional import attribute_figure, control_accuracy
+    from facelib.attribute_control import attribute_figure, control_accuracy
     from facelib.errors import FacelibError
 
     if args.n < 1:
         raise FacelibError(f"--n {args.n}: ask for at least one face per attribute value")
-    run = load_run(args.run, checkpoint=args.checkpoint)
+    run = open_run(args.run, checkpoint=args.checkpoint)
     if not run.conditional:
         raise FacelibError(f"{args.run} is an unconditional run: `control` needs a run trained "
                            "with --conditional")

@@ -29,7 +29,8 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", type=int, default=2000,
                    help="latents sampled to fit a missing attribute direction")
     p.add_argument("--scale", type=int, default=4, help="enlarge the strip by this factor")
-    p.add_argument("--checkpoint", default="latest", help="latest, best, or a checkpoint folder")
+    p.add_argument("--checkpoint", help="latest (default), best, step-NNNNNNNN or a checkpoint "
+                   "folder; --run RUN@CKPT says the same")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -79,7 +80,7 @@ def resolve_direction(run, name: str, classifier_path, samples: int, seed: int):
 def run(args) -> int:
     import numpy as np
 
-    from facelib import load_run
+    from facelib.run.interface import open_run
     from facelib.commands.generate import parse_attrs
     from facelib.errors import FacelibError
     from facelib.images import make_grid, to_uint8, write_image
@@ -91,7 +92,7 @@ def run(args) -> int:
         raise FacelibError(f"--steps {args.steps}: use 0 or more")
     if args.scale < 1:
         raise FacelibError(f"--scale {args.scale}: use 1 or more")
-    run = load_run(args.run, checkpoint=args.checkpoint)
+    run = open_run(args.run, checkpoint=args.checkpoint)
     face = load_face(args.image, run.resolution)
     direction = resolve_direction(run, args.direction, args.classifier, args.samples, args.seed)
     if args.keep:

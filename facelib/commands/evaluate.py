@@ -15,10 +15,15 @@ def add_arguments(p) -> None:
     p.add_argument("--n-real", type=int, help="real faces at most (default: --n)")
     p.add_argument("--classifier", help="attribute classifier folder (train-classifier); without "
                    "it the attribute entries are null")
-    p.add_argument("--checkpoint", default="latest", help="latest, best, or a checkpoint folder")
+    p.add_argument("--checkpoint", help="latest (default), best, step-NNNNNNNN or a checkpoint "
+                   "folder; --run RUN@CKPT says the same")
     p.add_argument("--feature-network", default="standard", choices=("standard", "test"),
                    help="standard: the FID Inception (comparable numbers); test: a small random "
                    "network for quick checks (NOT comparable)")
+    p.add_argument("--convention", choices=("pytorch-fid", "tensorflow", "clean"),
+                   help="FID/KID resize convention of the standard network: pytorch-fid "
+                   "(default), tensorflow (StyleGAN2-ADA) or clean (clean-fid); recorded in "
+                   "report.json")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-train-features", type=int, default=5000,
                    help="training faces whose features are the memorization reference in "
@@ -27,13 +32,17 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from facelib.classifier import AttributeClassifier
     from facelib.errors import FacelibError
-    from facelib.metrics.report import evaluate_run
+    from facelib.evaluation import evaluate_run
+    from facelib.run.interface import open_run
 
     if args.n_real is not None and args.n_real < 1:
         raise FacelibError(f"--n-real {args.n_real}: ask for at least one real face")
-    report = evaluate_run(args.run, args.real, args.out, n=args.n, classifier=args.classifier,
-                          network=args.feature_network, checkpoint=args.checkpoint,
+    run = open_run(args.run, checkpoint=args.checkpoint)
+    classifier = AttributeClassifier.load(args.classifier) if args.classifier else None
+    report = evaluate_run(run, args.real, args.out, n=args.n, classifier=classifier,
+                          network=args.feature_network, convention=args.convention,
                           seed=args.seed, n_real=args.n_real,
                           max_train_features=args.max_train_features,
                           figures=not args.no_figures, progress=True)

@@ -12,7 +12,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="grid.png", help="grid image path (PNG or JPEG)")
     p.add_argument("--attrs", default=None,
                    help="conditional runs: attributes to fix, e.g. Smiling=1,Eyeglasses=1,Male=0")
-    p.add_argument("--checkpoint", default="latest", help="latest, best, or a checkpoint folder")
+    p.add_argument("--checkpoint", help="latest (default), best, step-NNNNNNNN or a checkpoint "
+                   "folder; --run RUN@CKPT says the same")
     p.add_argument("--save-individual", metavar="DIR", help="also write each face as DIR/NNNNNN.png")
 
 
@@ -33,13 +34,13 @@ def parse_attrs(text: str | None) -> dict | None:
 def run(args) -> int:
     from pathlib import Path
 
-    from facelib import load_run
+    from facelib.run.interface import open_run
     from facelib.errors import FacelibError
     from facelib.images import save_grid, write_image
 
     if args.n < 1:
         raise FacelibError(f"--n {args.n}: ask for at least one face")
-    run = load_run(args.run, checkpoint=args.checkpoint)
+    run = open_run(args.run, checkpoint=args.checkpoint)
     faces = run.generate(args.n, seed=args.seed, attrs=parse_attrs(args.attrs))
     path = save_grid(faces, args.out)
     print(f"wrote {args.n} faces from {run} to {path}")

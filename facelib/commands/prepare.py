@@ -18,7 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: CelebA face box for non-square images, none for square ones "
                              "(default); celeba: always the face box; none: no face crop "
                              "(non-square images are centre-cropped to a square)")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count, max 8)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes that decode, crop and resize in parallel (default: one per "
+                             "CPU, at most 16); 1: all in this process. The cache is the same "
+                             "whatever N")
     parser.add_argument("--limit", type=int, default=None, help="only the first N attribute rows (quick runs)")
     parser.add_argument("--workdir", default=None,
                         help="where downloads and extracted zips go (default: $FACELIB_CACHE/celeba "

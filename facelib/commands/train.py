@@ -74,22 +74,23 @@ def overrides(args) -> dict:
 def run(args) -> int:
     from pathlib import Path
 
-    from facelib.config import Config, preset
-    from facelib.training.trainer import train
+    from facelib.config import preset
+    from facelib.run.folder import RunFolder
+    from facelib.run.train import train
 
-    run_dir = Path(args.run or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    saved = run_dir / "config.json"
-    if args.resume and saved.exists():
+    folder = RunFolder(args.run or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = folder.path
+    if args.resume and folder.exists():
         # The trainer refuses changes other than steps and logging frequencies.
-        config = Config.load(saved).replace(**overrides(args))
+        config = folder.read_config().replace(**overrides(args))
     else:
         config = preset(args.preset, **overrides(args))
     print(f"run folder: {run_dir}", flush=True)
     result = train(config, run_dir, data=args.data, resume=args.resume,
                    verbose=2 if args.quiet else "auto")
     print(f"trained to step {result.step}")
-    print(f"samples:    {run_dir / 'samples' / 'latest.png'}")
+    print(f"samples:    {folder.latest_sample}")
     print(f"checkpoint: {result.checkpoint}")
-    print(f"metrics:    {run_dir / 'metrics.jsonl'}")
-    print(f"generator:  {run_dir / 'generator.keras'}")
+    print(f"metrics:    {folder.metrics_path}")
+    print(f"generator:  {folder.generator_path}")
     return 0

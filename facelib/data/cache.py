@@ -12,7 +12,6 @@ Layout (written once by ``facelib.data.prepare.prepare``)::
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +21,6 @@ from facelib.data.celeba import SPLITS
 from facelib.errors import FacelibError
 
 CACHE_FILES = ("images.npy", "attributes.npy", "partition.npy", "filenames.txt", "meta.json")
-
-
-def default_cache_root() -> Path:
-    """Where facelib keeps prepared data: ``$FACELIB_CACHE`` or ``~/.cache/facelib``."""
-    env = os.environ.get("FACELIB_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "facelib"
 
 
 def is_cache(path: str | Path) -> bool:
@@ -56,8 +49,11 @@ class FaceCache:
     meta: dict = field(default_factory=dict)
 
     @classmethod
-    def open(cls, path: str | Path) -> "FaceCache":
-        """Open a cache folder; FacelibError if it is missing, incomplete or inconsistent."""
+    def open(cls, path: "str | Path | FaceCache") -> "FaceCache":
+        """Open a cache folder; FacelibError if it is missing, incomplete or inconsistent. An
+        open FaceCache is returned as is, so every caller converts "a path or a cache" here."""
+        if isinstance(path, cls):
+            return path
         path = Path(path)
         if not path.is_dir():
             raise _not_a_cache(path, "no such folder")
@@ -65,13 +61,16 @@ class FaceCache:
         if missing:
             raise _not_a_cache(path, f"missing {', '.join(missing)}")
         try:
-            meta = json.loads((path / "meta.json").read_text())
-            images = np.load(path / "images.npy", mmap_mode="r")
-            attributes = np.load(path / "attributes.npy")
-            partition = np.load(path / "partition.npy")
-        except (ValueError, OSError, json.JSONDecodeError) as e:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("meta.json is not a JSON object")
+            images = np.load(path / "images.npy", mmap_mode="r", allow_pickle=False)
+            attributes = np.load(path / "attributes.npy", allow_pickle=False)
+            partition = np.load(path / "partition.npy", allow_pickle=False)
+        except (ValueError, OSError, RecursionError) as e:  # JSON/UTF-8 errors are ValueErrors
             raise _not_a_cache(path, f"unreadable file: {e}") from None
-        filenames = (path / "filenames.txt").read_text().splitlines()
+        filenames = (path / "filenames.txt").read_text(encoding="utf-8",
+                                                        errors="replace").splitlines()
         n = len(images)
         if images.ndim != 4 or images.dtype != np.uint8 or images.shape[1:] != (
                 meta.get("resolution"), meta.get("resolution"), 3):

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 import re
 import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple
@@ -26,6 +28,7 @@ from typing import Callable, Mapping, NamedTuple
 import numpy as np
 
 from facelib.errors import FacelibError
+from facelib.limits import ZIP_RATIO_MIN_BYTES, limit, over_limit
 
 # The 40 official attribute names, in the official column order of list_attr_celeba.txt.
 ATTRIBUTE_NAMES: tuple[str, ...] = (
@@ -45,6 +48,12 @@ IMAGES_ZIP = "img_align_celeba.zip"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLITS = {"train": 0, "valid": 1, "test": 2}
 CELEBA_PAGE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+
+
+def default_cache_root() -> Path:
+    """Where facelib keeps downloads and prepared data: ``$FACELIB_CACHE`` or ``~/.cache/facelib``."""
+    env = os.environ.get("FACELIB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "facelib"
 
 
 class DriveFile(NamedTuple):
@@ -114,45 +123,63 @@ def parse_attributes(path: str | Path) -> AttributeTable:
     if not path.is_file():
         raise FacelibError(f"attribute file {path} not found: pass the folder that holds {ATTR_FILE}")
     with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.read().splitlines()
-    # Line numbers are 1-based; blank lines are ignored (some copies end with one).
-    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
-    if len(numbered) < 2:
-        raise _bad_file(path, None, "the file is empty or has no attribute-name line")
-    count_no, count_text = numbered[0]
-    try:
-        count = int(count_text.strip())
-    except ValueError:
-        got = count_text.strip()[:40]
-        raise _bad_file(path, count_no, f"the first line should be the row count, got {got!r}") from None
-    names_no, names_text = numbered[1]
-    names = names_text.split()
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    unknown = [n for n in names if n not in ATTRIBUTE_NAMES]
-    missing = [n for n in ATTRIBUTE_NAMES if n not in names]
-    if dupes or unknown or missing:
-        parts = []
-        if unknown:
-            parts.append(f"unknown attribute names {unknown}")
-        if missing:
-            parts.append(f"missing attribute names {missing}")
-        if dupes:
-            parts.append(f"repeated attribute names {dupes}")
-        raise _bad_file(path, names_no, "; ".join(parts))
+        # Streamed: lines are read one at a time (each at most MAX_LINE characters) and rows
+        # are parsed in blocks, so memory follows the row count, which is capped.
+        lines = _annotation_lines(f, path)
+        count_no, count_text = next(lines, (None, ""))
+        names_no, names_text = next(lines, (None, ""))
+        if names_no is None:
+            raise _bad_file(path, None, "the file is empty or has no attribute-name line")
+        try:
+            count = int(count_text.strip())
+        except ValueError:
+            got = count_text.strip()[:40]
+            raise _bad_file(path, count_no, f"the first line should be the row count, got {got!r}") from None
+        cap = limit("FACELIB_MAX_ANNOTATION_ROWS")
+        if count > cap:
+            raise over_limit("FACELIB_MAX_ANNOTATION_ROWS",
+                             f"{path}, line {count_no}: the row count", count)
+        names = names_text.split()
+        seen_names = Counter(names)
+        dupes = sorted(n for n, k in seen_names.items() if k > 1)
+        unknown = [n for n in names if n not in ATTRIBUTE_NAMES]
+        missing = [n for n in ATTRIBUTE_NAMES if n not in seen_names]
+        if dupes or unknown or missing:
+            parts = []
+            if unknown:
+                parts.append(f"unknown attribute names {_few(unknown)}")
+            if missing:
+                parts.append(f"missing attribute names {_few(missing)}")
+            if dupes:
+                parts.append(f"repeated attribute names {_few(dupes)}")
+            raise _bad_file(path, names_no, "; ".join(parts))
 
-    rows = numbered[2:]
-    if len(rows) != count:
-        raise _bad_file(path, count_no, f"the count line says {count} rows but the file has {len(rows)}")
-    filenames: list[str] = []
-    blocks = []
-    for start in range(0, len(rows), _BLOCK):
-        names_part, values_part = _parse_rows(path, rows[start:start + _BLOCK], names)
-        filenames.extend(names_part)
-        blocks.append(values_part)
+        filenames: list[str] = []
+        blocks = []
+        block: list[tuple[int, str]] = []
+        n_rows, row_error = 0, None
+        for item in lines:
+            n_rows += 1
+            if n_rows > max(count, 0):  # more rows than announced: count the rest, keep nothing
+                if n_rows > cap:
+                    break
+                continue
+            if row_error is None:
+                block.append(item)
+                if len(block) == _BLOCK:
+                    row_error = _parse_block(path, block, names, filenames, blocks)
+                    block = []
+        if row_error is None and block:
+            row_error = _parse_block(path, block, names, filenames, blocks)
+    if n_rows != count:  # the count line is checked first: a cut-off file is named as such
+        has = f"more than {cap:,}" if n_rows > cap else f"{n_rows}"
+        raise _bad_file(path, count_no, f"the count line says {count} rows but the file has {has}")
+    if row_error is not None:
+        raise row_error
     values = np.concatenate(blocks) if blocks else np.zeros((0, len(names)), np.int8)
     if len(set(filenames)) != len(filenames):
         seen: set[str] = set()
-        for (line_no, _), name in zip(rows, filenames):
+        for line_no, name in _row_numbers(path, filenames):
             if name in seen:
                 raise _bad_file(path, line_no, f"file name {name} appears twice")
             seen.add(name)
@@ -161,6 +188,47 @@ def parse_attributes(path: str | Path) -> AttributeTable:
 
 
 _BLOCK = 16384  # rows parsed at once: bounds the temporary byte masks to a few MB
+MAX_LINE = 4096  # characters in one annotation line (a CelebA row has ~130, the header ~500)
+
+
+def _few(items: list[str], k: int = 8) -> str:
+    return str(items[:k]) if len(items) <= k else f"{items[:k]} and {len(items) - k} more"
+
+
+def _annotation_lines(f, path: Path):
+    """(line number, text) of the non-blank lines of an open text file, read one at a time; a
+    line longer than MAX_LINE characters is an error (it is never read whole)."""
+    no = 0
+    while True:
+        line = f.readline(MAX_LINE + 1)
+        if not line:
+            return
+        no += 1
+        if len(line) > MAX_LINE:
+            raise _bad_file(path, no, f"the line is longer than {MAX_LINE} characters")
+        if line.strip():
+            yield no, line.rstrip("\n")
+
+
+def _parse_block(path: Path, block: list[tuple[int, str]], names: list[str],
+                 filenames: list[str], blocks: list) -> FacelibError | None:
+    """Parse rows into ``filenames``/``blocks``; the first malformed row's error is returned."""
+    try:
+        names_part, values_part = _parse_rows(path, block, names)
+    except FacelibError as e:
+        return e
+    filenames.extend(names_part)
+    blocks.append(values_part)
+    return None
+
+
+def _row_numbers(path: Path, filenames: list[str]):
+    """(line number, file name) of each row, re-read from the file (only to name a duplicate)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = _annotation_lines(f, path)
+        next(lines, None), next(lines, None)
+        for (line_no, _), name in zip(lines, filenames):
+            yield line_no, name
 _WHITESPACE = np.zeros(256, bool)
 _WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 
@@ -209,12 +277,17 @@ def format_attributes(table: AttributeTable) -> str:
 def parse_partition(path: str | Path) -> dict[str, int]:
     """Parse ``list_eval_partition.txt`` (``000001.jpg 0`` rows) into {file name: 0|1|2}."""
     path = Path(path)
+    if not path.is_file():
+        raise FacelibError(f"partition file {path} not found: pass the folder that holds "
+                           f"{PARTITION_FILE}, or delete the name to use a seeded 80/10/10 split")
     result: dict[str, int] = {}
+    cap = limit("FACELIB_MAX_ANNOTATION_ROWS")
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, 1):
+        for line_no, line in _partition_lines(f, path):
             toks = line.split()
-            if not toks:
-                continue
+            if len(result) >= cap:
+                raise over_limit("FACELIB_MAX_ANNOTATION_ROWS", f"{path}: the number of rows",
+                                 cap + 1)
             if len(toks) != 2 or toks[1] not in ("0", "1", "2"):
                 raise FacelibError(
                     f"{path}, line {line_no}: expected '<file> 0|1|2', got {line.strip()[:60]!r}; "
@@ -224,6 +297,21 @@ def parse_partition(path: str | Path) -> dict[str, int]:
                 raise FacelibError(f"{path}, line {line_no}: file name {toks[0]} appears twice; fix the file")
             result[toks[0]] = int(toks[1])
     return result
+
+
+def _partition_lines(f, path: Path):
+    no = 0
+    while True:
+        line = f.readline(MAX_LINE + 1)
+        if not line:
+            return
+        no += 1
+        if len(line) > MAX_LINE:
+            raise FacelibError(f"{path}, line {no}: longer than {MAX_LINE} characters; expected "
+                               "'<file> 0|1|2' rows: fix the file or delete it to use a seeded "
+                               "80/10/10 split")
+        if line.strip():
+            yield no, line
 
 
 def seeded_partition(filenames, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
@@ -297,11 +385,6 @@ def _missing_attr_error(where: Path) -> FacelibError:
     )
 
 
-def is_celeba_folder(folder: str | Path) -> bool:
-    """True when ``folder`` has the CelebA layout (an img_align_celeba/ folder)."""
-    return _image_dir(Path(folder)) is not None
-
-
 def locate(folder: str | Path) -> CelebaFiles:
     """Find images and annotations in a CelebA folder (official, Drive ``Img/ Anno/ Eval/`` or
     Kaggle layout); raises FacelibError naming what is missing."""
@@ -329,7 +412,11 @@ def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -
     """Extract a zip into ``dest`` (created atomically: temp folder + rename; reused if present).
 
     Every member is checked first: absolute paths and paths that escape ``dest`` (zip-slip,
-    ``../x``) make the whole archive rejected with FacelibError before anything is written.
+    ``../x``) make the whole archive rejected with FacelibError before anything is written, and
+    so do sizes over the limits (``facelib.limits``): more than FACELIB_MAX_ZIP_MEMBERS members,
+    more than FACELIB_MAX_ZIP_BYTES declared in all, or a member over 1 MiB that expands more
+    than FACELIB_MAX_ZIP_RATIO times (a zip bomb; JPEGs barely compress). Members are then
+    streamed to disk in 1 MiB chunks, never past their declared size.
     """
     zip_path, dest = Path(zip_path), Path(dest)
     if dest.is_dir():
@@ -354,16 +441,59 @@ def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -
                     f"target folder (e.g. {bad[0]!r}); refusing to extract it. Use the official "
                     f"{IMAGES_ZIP} or extract it yourself and pass the folder"
                 )
-            from tqdm.auto import tqdm
+            _check_zip_sizes(zip_path, members)
+            from tqdm.auto import tqdm  # loads ipywidgets (~0.4 s): only when extracting
 
             for m in tqdm(members, desc=f"extract {zip_path.name}", unit="file", disable=not progress,
                           mininterval=1.0):
-                zf.extract(m, tmp)
+                _extract_member(zip_path, zf, m, tmp)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _check_zip_sizes(zip_path: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a zip whose declared sizes exceed the limits, before anything is written."""
+    if len(members) > limit("FACELIB_MAX_ZIP_MEMBERS"):
+        raise over_limit("FACELIB_MAX_ZIP_MEMBERS", f"{zip_path}: the number of members",
+                         len(members))
+    declared = sum(m.file_size for m in members)
+    if declared > limit("FACELIB_MAX_ZIP_BYTES"):
+        raise over_limit("FACELIB_MAX_ZIP_BYTES", f"{zip_path}: the uncompressed size of its "
+                         "members", declared)
+    ratio = limit("FACELIB_MAX_ZIP_RATIO")
+    for m in members:
+        if m.file_size > ZIP_RATIO_MIN_BYTES and m.file_size > ratio * max(m.compress_size, 1):
+            raise FacelibError(
+                f"{zip_path}: member {m.filename!r} expands from {m.compress_size:,} to "
+                f"{m.file_size:,} bytes, more than FACELIB_MAX_ZIP_RATIO={ratio} times (a zip "
+                f"bomb, not images); refusing to extract it. Use the official {IMAGES_ZIP}, or "
+                "raise FACELIB_MAX_ZIP_RATIO if you trust this file")
+
+
+def _extract_member(zip_path: Path, zf: zipfile.ZipFile, member: zipfile.ZipInfo,
+                    root: Path) -> None:
+    """Stream one (already checked) member under ``root``, at most its declared size."""
+    target = root / member.filename
+    try:
+        if member.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with zf.open(member) as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > member.file_size:  # zipfile stops there too; never trust one check
+                    raise zipfile.BadZipFile("more data than its declared size")
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+        raise FacelibError(f"{zip_path}: member {member.filename!r} cannot be extracted "
+                           f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__}); "
+                           "the zip is damaged: re-download it or pass the extracted folder"
+                           ) from None
 
 
 def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -377,7 +507,7 @@ def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def gdown_downloader(drive_id: str, dest: Path) -> None:
     """Download one Google Drive file with gdown (raises when Drive refuses)."""
-    import gdown
+    import gdown  # heavy (requests, BeautifulSoup: ~0.9 s): only when downloading
 
     result = gdown.download(id=drive_id, output=str(dest), quiet=False)
     if result is None:  # older gdown versions return None instead of raising
@@ -451,8 +581,6 @@ def get_celeba(source: str | Path, workdir: str | Path | None = None,
     used in place; e.g. a Colab ``/content/drive/MyDrive/...`` path). A folder holding only the zip
     and the annotation files works too. ``downloader`` and ``files`` are injectable for tests.
     """
-    from facelib.data.cache import default_cache_root
-
     workdir = Path(workdir) if workdir is not None else default_cache_root() / "celeba"
     if str(source).lower() in ("celeba", "download"):
         workdir.mkdir(parents=True, exist_ok=True)

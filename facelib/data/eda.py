@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facelib.data.celeba import AttributeTable, CelebaFiles
-from facelib.data.prepare import CELEBA_BOX, crop_box, load_processed
+from facelib.data.prepare import load_processed
 from facelib.errors import FacelibError
+from facelib.images import CELEBA_BOX, crop_box, make_grid, read_image
 
 
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -69,7 +71,7 @@ def attribute_correlation(values: np.ndarray) -> np.ndarray:
 
 def plot_attribute_frequencies(table: AttributeTable, ax=None):
     """Horizontal bars: share of faces with each attribute, labelled with the imbalance ratio."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy; only the plot_* functions need it
 
     freqs = attribute_frequencies(table.values, table.names)
     ratios = dict(zip(table.names, imbalance(table.values)))
@@ -91,8 +93,8 @@ def plot_attribute_frequencies(table: AttributeTable, ax=None):
 
 def plot_attribute_correlation(table: AttributeTable, ax=None):
     """Seaborn heatmap of the attribute correlation matrix."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    import matplotlib.pyplot as plt  # heavy; only the plot_* functions need it
+    import seaborn as sns  # heavy (pandas, scipy); only this heatmap uses it
 
     corr = attribute_correlation(table.values)
     if ax is None:
@@ -130,9 +132,7 @@ def attribute_examples(files: CelebaFiles, table: AttributeTable, attribute: str
 def plot_attribute_examples(files: CelebaFiles, table: AttributeTable, attributes: list[str],
                             n: int = 6, resolution: int = 64, seed: int = 0):
     """One row per attribute: ``n`` faces with it (left) and ``n`` without (right)."""
-    import matplotlib.pyplot as plt
-
-    from facelib.images import make_grid
+    import matplotlib.pyplot as plt  # heavy; only the plot_* functions need it
 
     fig, axes = plt.subplots(len(attributes), 1, figsize=(2 * n * 0.9, 1.9 * len(attributes)), squeeze=False)
     for ax, name in zip(axes[:, 0], attributes):
@@ -167,7 +167,7 @@ def image_statistics(images: np.ndarray, batch: int = 1024) -> dict:
 
 def plot_image_statistics(images: np.ndarray, axes=None):
     """Brightness histogram and per-channel value histograms of uint8 images."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy; only the plot_* functions need it
 
     stats = image_statistics(images)
     if axes is None:
@@ -188,8 +188,6 @@ def plot_image_statistics(images: np.ndarray, axes=None):
 def image_size_survey(files: CelebaFiles, filenames: list[str],
                       limit: int = 2000) -> dict[tuple[int, int], int]:
     """How many of the first ``limit`` images have each (height, width), read from file headers."""
-    from facelib.images import read_image
-
     sizes: dict[tuple[int, int], int] = {}
     for name in filenames[:limit]:
         path = files.images / name
@@ -208,10 +206,8 @@ def image_size_survey(files: CelebaFiles, filenames: list[str],
 
 def plot_crop_box(path: str | Path, crop: str = "celeba", ax=None):
     """One raw image with the box ``prepare`` keeps for ``crop`` drawn on it."""
-    import matplotlib.patches as patches
-    import matplotlib.pyplot as plt
-
-    from facelib.images import read_image
+    import matplotlib.patches as patches  # matplotlib is for the plot_* functions only
+    import matplotlib.pyplot as plt  # heavy; only the plot_* functions need it
 
     img = read_image(path)
     h, w = img.shape[:2]
@@ -233,10 +229,7 @@ def plot_crop_box(path: str | Path, crop: str = "celeba", ax=None):
 
 def plot_resize_comparison(path: str | Path, resolution: int = 32, crop: str = "auto", axes=None):
     """The same face box downsampled with nearest, bilinear and area averaging (antialiased)."""
-    import cv2
-    import matplotlib.pyplot as plt
-
-    from facelib.images import read_image
+    import matplotlib.pyplot as plt  # heavy; only the plot_* functions need it
 
     img = read_image(path)
     top, left, side, _ = crop_box(img.shape[0], img.shape[1], crop)

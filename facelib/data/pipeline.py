@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import tensorflow as tf
 
 from facelib.data.cache import FaceCache
 from facelib.errors import FacelibError
 
 
 def _as_cache(cache) -> FaceCache:
-    return cache if isinstance(cache, FaceCache) else FaceCache.open(Path(cache))
+    return FaceCache.open(cache)
 
 
 def steps_per_epoch(cache, batch_size: int, split: str = "train") -> int:
@@ -65,20 +66,40 @@ def gather(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def downsample_factor(cache_resolution: int, resolution: int | None) -> int:
+    """The integer factor that takes a cache's faces to ``resolution`` (1 when None or equal).
+
+    A cache serves any resolution that divides its own: a 64 px cache trains a 32 px model.
+    Above the cache's resolution, or at a size that does not divide it, there is no exact
+    answer: say which resolutions it can serve and how to get the one asked for."""
+    if resolution is None or resolution == cache_resolution:
+        return 1
+    if resolution > cache_resolution or cache_resolution % resolution:
+        served = [cache_resolution // f for f in range(1, cache_resolution + 1)
+                  if cache_resolution % f == 0 and cache_resolution // f >= 8]
+        raise FacelibError(
+            f"the cache is prepared at {cache_resolution}px and cannot serve {resolution}px "
+            f"(it serves {', '.join(map(str, served))}px, exact area downsampling by an integer "
+            f"factor): prepare the data with --resolution {resolution}")
+    return cache_resolution // resolution
+
+
 def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, flip: bool = True,
-                 split: str = "train", repeat: bool = True):
+                 split: str = "train", repeat: bool = True, resolution: int | None = None):
     """A tf.data.Dataset of (images float32 [-1, 1] (B, R, R, 3), attributes float32 0/1 (B, A)).
 
     ``cache``: a FaceCache or the path of one. Batches are full (remainder dropped), shuffled per
     epoch, optionally mirrored, deterministic given ``seed`` and resumable with ``start_step``.
     Works with ``strategy.experimental_distribute_dataset`` (the batch is the global batch).
+    ``resolution``: R, when below the cache's own: each face is downsampled on the fly by exact
+    area averaging over f x f blocks (f = cache resolution / R, an integer), in float, so no
+    rounding is added (a cache prepared at R rounds its area averages to uint8).
     """
-    import tensorflow as tf
-
     cache = _as_cache(cache)
     indices = cache.indices(split)
     plan_args = (indices, int(batch_size), int(seed), int(start_step), bool(flip), bool(repeat))
     next(batch_plan(*plan_args), None)  # validate the arguments now, not inside TensorFlow
+    factor = downsample_factor(cache.resolution, resolution)
     images, attributes = cache.images, cache.attributes
     r, a, b = cache.resolution, cache.num_attributes, int(batch_size)
 
@@ -97,6 +118,8 @@ def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, fli
 
     def to_model(x, attrs, flips):
         x = tf.cast(x, tf.float32) / 127.5 - 1.0  # as facelib.images.to_float
+        if factor > 1:
+            x = tf.nn.avg_pool2d(x, factor, factor, "VALID")
         x = tf.where(flips[:, None, None, None], tf.reverse(x, axis=[2]), x)
         return x, tf.cast(attrs, tf.float32)
 

@@ -11,10 +11,14 @@ import importlib.resources
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from facelib.data.cache import FaceCache, default_cache_root
-from facelib.data.celeba import ATTR_FILE, IMAGES_DIR, format_attributes, locate, parse_attributes
+from facelib.data.cache import FaceCache
+from facelib.data.celeba import (
+    ATTR_FILE, IMAGES_DIR, default_cache_root, format_attributes, locate, parse_attributes,
+)
+from facelib.data.prepare import load_processed, prepare
 from facelib.errors import FacelibError
 
 SAMPLE_RESOLUTION = 64
@@ -46,10 +50,6 @@ Dataset page: https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html
 def build_sample(src: str | Path, dst: str | Path, n: int = 500,
                  resolution: int = SAMPLE_RESOLUTION) -> Path:
     """Write the first ``n`` faces of the CelebA folder ``src`` to ``dst`` in CelebA layout."""
-    import cv2
-
-    from facelib.data.prepare import load_processed
-
     files = locate(src)
     table = parse_attributes(files.attributes)
     order = sorted(range(len(table)), key=lambda i: table.filenames[i])[:n]
@@ -96,8 +96,6 @@ def bundled_sample_dir() -> Path:
 
 def sample_cache(resolution: int = SAMPLE_RESOLUTION, cache_root: str | Path | None = None) -> Path:
     """A prepared cache of the bundled sample at ``resolution``, made on first use and reused."""
-    from facelib.data.prepare import prepare
-
     src = bundled_sample_dir()
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     out = root / f"celeba-sample-{resolution}"

@@ -19,8 +19,9 @@ import numpy as np
 
 from facelib.data.cache import FaceCache, is_cache
 from facelib.data.celeba import IMAGE_EXTENSIONS, _image_dir
-from facelib.data.prepare import bounded_map, load_processed, process_image, resize_square
+from facelib.data.prepare import bounded_map, load_processed
 from facelib.errors import FacelibError
+from facelib.images import resize_batch, to_uint8
 
 
 def source_kind(path: str | Path) -> str:
@@ -51,21 +52,13 @@ def list_image_files(folder: str | Path) -> list[Path]:
     return sorted(found)
 
 
-def _resize_batch(batch: np.ndarray, resolution: int) -> np.ndarray:
-    if batch.shape[1] == resolution and batch.shape[2] == resolution:
-        return np.ascontiguousarray(batch)
-    return np.stack([resize_square(img, resolution) for img in batch])
-
-
 def _array_batches(array: np.ndarray, resolution: int, batch_size: int, limit: int | None):
     n = len(array) if limit is None else min(limit, len(array))
     for start in range(0, n, batch_size):
         chunk = np.asarray(array[start:min(n, start + batch_size)])
         if chunk.dtype != np.uint8:
-            chunk = np.clip(np.rint((chunk.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        if chunk.shape[1] != chunk.shape[2]:
-            chunk = np.stack([process_image(img, resolution, "none") for img in chunk])
-        yield _resize_batch(chunk, resolution)
+            chunk = to_uint8(chunk)
+        yield resize_batch(chunk, resolution)  # non-square: centre square first
 
 
 def iter_image_batches(path: str | Path, resolution: int, batch_size: int = 256,
@@ -82,7 +75,7 @@ def iter_image_batches(path: str | Path, resolution: int, batch_size: int = 256,
         yield from _array_batches(FaceCache.open(path).images, resolution, batch_size, limit)
         return
     if kind == "array":
-        arr = np.load(path, mmap_mode="r")
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
         if arr.ndim != 4 or arr.shape[-1] != 3:
             raise FacelibError(f"{path} holds an array of shape {arr.shape}; expected images (N, H, W, 3)")
         yield from _array_batches(arr, resolution, batch_size, limit)

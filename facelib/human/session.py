@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+import pandas as pd
 
 from facelib.errors import FacelibError
 from facelib.human.study import MODES, Study, Trial, check_judge, check_mode
@@ -64,26 +65,60 @@ class AnswerLog:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete answer in one log; a torn last line is skipped with a warning."""
+    """Every complete answer in one log; a torn last line is skipped with a warning.
+
+    Read line by line. Any other line that is not a JSON object (not UTF-8, not JSON, nested
+    too deep, a list or a number) is one FacelibError naming the file and line."""
     path = Path(path)
     if not path.exists():
         return []
     out = []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if n == len(lines):  # no newline after it: an interrupted write
-                warnings.warn(f"{path}:{n}: skipped an incomplete last line", stacklevel=2)
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
-            raise FacelibError(
-                f"{path}:{n} is not valid JSON: the answer log was edited or corrupted; "
-                "fix or delete that line"
-            ) from None
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (ValueError, RecursionError):  # JSON and UTF-8 errors are ValueErrors
+                if not raw.endswith(b"\n"):  # no newline after it: an interrupted write
+                    warnings.warn(f"{path}:{n}: skipped an incomplete last line", stacklevel=2)
+                    continue
+                raise FacelibError(
+                    f"{path}:{n} is not valid JSON: the answer log was edited or corrupted; "
+                    "fix or delete that line"
+                ) from None
+            if not isinstance(record, dict):
+                raise FacelibError(
+                    f"{path}:{n} is a JSON {type(record).__name__}, not an answer record (an "
+                    "object): the answer log was edited or corrupted; fix or delete that line")
+            out.append(record)
     return out
+
+
+# What every answer record holds (JudgeSession.answer writes them), checked on reading so that
+# the scores never meet a record they cannot use.
+_RECORD_FIELDS = {"study": str, "judge": str, "mode": str, "key": str, "answer": str,
+                  "items": list, "sources": list}
+
+
+def _check_record(r: dict[str, Any], path: Path, n: int) -> None:
+    for name, kind in _RECORD_FIELDS.items():
+        if not isinstance(r.get(name), kind):
+            raise FacelibError(f"{path}, record {n}: field {name!r} is missing or not a "
+                               f"{kind.__name__}: the answer log was edited or corrupted; fix or "
+                               "delete that line")
+    mode = r["mode"]
+    ok = (mode in MODES and r["answer"] in ANSWERS[mode]
+          and len(r["sources"]) == (2 if mode == "pairwise" else 1)
+          and all(isinstance(x, str) for x in r["sources"] + r["items"])
+          and (mode == "pairwise" or r.get("truth") in ("real", "fake"))
+          and (mode != "rapid" or isinstance(r.get("exposure_ms"), int))
+          and isinstance(r.get("response_ms"), (int, float))
+          and not isinstance(r.get("response_ms"), bool))
+    if not ok:
+        raise FacelibError(f"{path}, record {n}: not a valid {mode!r:.20} answer (mode, answer, "
+                           "sources, truth, exposure_ms or response_ms): the answer log was "
+                           "edited or corrupted; fix or delete that line")
 
 
 def log_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -112,8 +147,9 @@ def load_answers(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     seen: set[tuple] = set()
     out = []
     for f in log_files(paths if not isinstance(paths, (str, Path)) else [paths]):
-        for r in read_jsonl(f):
-            key = (r.get("study"), r.get("judge"), r.get("mode"), r.get("key"))
+        for n, r in enumerate(read_jsonl(f), 1):
+            _check_record(r, f, n)
+            key = (r["study"], r["judge"], r["mode"], r["key"])
             if key in seen:
                 continue
             seen.add(key)
@@ -123,8 +159,6 @@ def load_answers(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 def answers_table(records: list[dict[str, Any]]):
     """The answers as a pandas DataFrame (one row per answer) for browsing in a notebook."""
-    import pandas as pd
-
     return pd.DataFrame.from_records(records)
 
 
@@ -161,7 +195,7 @@ class JudgeSession:
         self.log = AnswerLog(log_path or self.study.session_path(judge, mode))
         done = {r.get("key") for r in self.log.read()
                 if r.get("judge") == judge and r.get("mode") == mode
-                and r.get("study") == self.study.name}
+                and r.get("study") == self.study.name and isinstance(r.get("key"), str)}
         all_trials = self.study.trials(judge, mode)
         self.total = len(all_trials)
         self.answered = sum(t.key in done for t in all_trials)

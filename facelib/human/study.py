@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from facelib.errors import FacelibError
+from facelib.data.cache import FaceCache
 from facelib.images import read_image, write_image
+from facelib.run.interface import open_run
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -166,16 +168,7 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 def _as_runs(runs: Any) -> dict[str, Any]:
     """Normalise a run, a run path, or a list/dict of them to {label: run}."""
     def load(r):
-        if isinstance(r, (str, os.PathLike)):
-            from facelib import load_run
-
-            return load_run(r)
-        if not callable(getattr(r, "generate", None)):
-            raise FacelibError(
-                f"{r!r} is not a run: pass facelib.load_run(path), a run folder path, "
-                "or an object with .resolution and .generate(n, seed)"
-            )
-        return r
+        return open_run(r)
 
     if isinstance(runs, dict):
         items = [(str(k), load(v)) for k, v in runs.items()]
@@ -200,10 +193,6 @@ def _as_runs(runs: Any) -> dict[str, Any]:
 def _open_real(real: Any) -> tuple[Any, str]:
     """A FaceCache-like object (images, filenames, indices(split)) and the label for its ids."""
     if isinstance(real, (str, os.PathLike)):
-        try:
-            from facelib.data.cache import FaceCache
-        except ImportError as e:  # pragma: no cover - the data layer ships with facelib
-            raise FacelibError(f"cannot open the face cache {real}: {e}") from e
         return FaceCache.open(real), str(real)
     for attr in ("images", "filenames", "indices"):
         if not hasattr(real, attr):
@@ -348,15 +337,13 @@ def regenerate(study: Study, item_id: str, source: Any = None) -> np.ndarray:
         cache, _ = _open_real(o["cache"] if source is None else source)
         return np.asarray(cache.images[o["index"]])
     if source is None:
-        from facelib import load_run
-
         meta = study.runs.get(o["label"], {})
         path = o["run"]
         if not Path(path).exists() and meta.get("resolved"):
             path = meta["resolved"]
         ckpt = meta.get("checkpoint")
-        source = load_run(path, checkpoint=ckpt) if ckpt and Path(ckpt).exists() \
-            else load_run(path)
+        source = open_run(path, checkpoint=ckpt) if ckpt and Path(ckpt).exists() \
+            else open_run(path)
         if o["step"] is not None and getattr(source, "step", o["step"]) != o["step"]:
             raise FacelibError(
                 f"{item_id} came from step {o['step']} but {path} now loads step "

@@ -9,7 +9,7 @@ inversion of real photos, and the checks that photos are aligned face crops.
     edited = run.synthesize(move(r.z, d["Smiling"], 2.0), r.attrs)
 """
 
-from facelib.latent.align import face_crop_mode, load_face
+from facelib.latent.align import load_face
 from facelib.latent.directions import (
     DirectionSet, EntanglementRow, available_directions, compute_attribute_directions,
     conditional_direction, direction_grid, entanglement, find_saved_direction, fit_direction,
@@ -29,7 +29,7 @@ __all__ = [
     "DirectionSet", "EntanglementRow", "InversionResult", "available_directions",
     "compute_attribute_directions", "conditional_direction", "direction_grid", "encode",
     "entanglement",
-    "evaluate_inversion", "face_crop_mode", "find_saved_direction", "fit_direction",
+    "evaluate_inversion", "find_saved_direction", "fit_direction",
     "format_entanglement", "interpolate", "interpolation_gif", "interpolation_grid",
     "interpolation_images", "invert", "invert_file", "lerp", "load_directions", "load_encoder",
     "load_face", "move", "orthogonalize", "principal_directions", "reconstruction_errors",

@@ -27,9 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import keras
 import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.svm import LinearSVC
 
+from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.errors import FacelibError
+from facelib.images import make_grid, to_uint8, write_image
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 KINDS = ("attribute", "principal", "custom")
@@ -202,8 +207,6 @@ def scorer_names(scorer, n_columns: int) -> list[str]:
         if names is not None and len(names) == n_columns:
             return [str(n) for n in names]
     if n_columns == 40:
-        from facelib.data.celeba import ATTRIBUTE_NAMES
-
         return list(ATTRIBUTE_NAMES)
     return [f"attr{i}" for i in range(n_columns)]
 
@@ -269,8 +272,6 @@ def fit_direction(z: np.ndarray, score: np.ndarray, quantile: float = 0.25, C: f
     Returns (direction, stats) with the SVM's accuracy on a held-out share of the labelled
     latents: near 0.5 means the attribute is not linearly readable from z.
     """
-    from sklearn.svm import LinearSVC
-
     z = np.asarray(z, np.float64)
     score = np.asarray(score, np.float64).reshape(-1)
     if not 0 < quantile <= 0.5:
@@ -441,8 +442,6 @@ def format_entanglement(rows: Sequence[EntanglementRow]) -> str:
 def _default_layer(generator) -> str:
     """The first ReLU: the first nonlinear features of the DCGAN (after the projection and its
     (conditional) BatchNorm). ``model.layers`` is in topological order, so it is the shallowest."""
-    import keras
-
     for layer in generator.layers:
         if isinstance(layer, keras.layers.ReLU):
             return layer.name
@@ -452,8 +451,6 @@ def _default_layer(generator) -> str:
 
 def feature_model(run, layer: str):
     """A keras.Model with the generator's inputs and ``layer``'s output."""
-    import keras
-
     g = run.generator
     try:
         out = g.get_layer(layer).output
@@ -491,8 +488,6 @@ def principal_directions(run, k: int = 10, *, n: int = 2000, method: str = "acti
     normal) has covariance K^T K, so the directions are the left singular vectors of K's z rows
     and the variance ratios their squared singular values' shares.
     """
-    from sklearn.decomposition import PCA
-
     k = int(k)
     if not 1 <= k <= run.latent_dim:
         raise FacelibError(f"k={k}: choose 1 to latent_dim={run.latent_dim} directions (each "
@@ -550,8 +545,6 @@ def direction_grid(run, direction, seeds: Sequence[int] = (0, 1, 2, 3),
     """Faces moved along one direction: a row per seed, a column per strength (0 is the
     original). Conditional runs keep each row's attributes fixed (drawn with its seed, holding
     ``attrs``). Returns the uint8 grid and writes it to ``path`` if given."""
-    from facelib.images import make_grid, to_uint8, write_image
-
     d = _unit(direction)
     if d.shape[0] != run.latent_dim:
         raise FacelibError(f"direction has {d.shape[0]} dimensions, the run {run.latent_dim}")

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from facelib.errors import FacelibError
-from facelib.images import make_grid, to_uint8
+from facelib.images import make_grid, to_uint8, write_image
 
 METHODS = ("slerp", "lerp")
 
@@ -106,8 +106,6 @@ def interpolation_grid(run, seed_pairs: Sequence[tuple[int, int]], steps: int = 
     rows = [interpolation_images(run, a, b, steps, method, attrs) for a, b in pairs]
     grid = make_grid(np.concatenate(rows), ncols=int(steps))
     if path is not None:
-        from facelib.images import write_image
-
         write_image(path, grid)
     return grid
 
@@ -116,7 +114,7 @@ def write_gif(frames, path: str | Path, duration_ms: int | Sequence[int] = 80, l
               scale: int = 1) -> Path:
     """Write uint8 NHWC frames as an animated GIF (Pillow): per-frame durations, ``loop=0`` loops
     forever. ``scale`` enlarges each frame by pixel repetition (small faces stay crisp)."""
-    from PIL import Image
+    from PIL import Image  # optional here: only GIF writing needs Pillow, interpolation does not
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) < 1:

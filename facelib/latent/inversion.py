@@ -27,10 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import keras
 import numpy as np
+import tensorflow as tf
+from keras import layers
 
+from facelib.data.cache import FaceCache
+from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
-from facelib.images import to_float, to_uint8
+from facelib.images import resize_batch, to_float, to_uint8
+from facelib.latent.align import load_face
+from facelib.latent.directions import latent_attributes, score_images
 
 INITS = ("auto", "encoder", "search", "zeros", "random")
 FEATURES = ("discriminator", "fixed", "none")
@@ -59,8 +66,6 @@ def reconstruction_errors(targets, reconstructions) -> tuple[np.ndarray, np.ndar
 def discriminator_features(run):
     """A keras.Model: images in [-1, 1] -> the run's discriminator activations (list), or None
     when the checkpoint has no discriminator weights."""
-    import keras
-
     d = run.discriminator()
     if d is None:
         return None
@@ -72,8 +77,6 @@ def discriminator_features(run):
 def fixed_features(x):
     """A small fixed network (no weights): the image at 1/2 and 1/4 size and Sobel gradients at
     full, 1/2 and 1/4 size. Cheap structure-aware features when the discriminator is not used."""
-    import tensorflow as tf
-
     outs = []
     for level in range(3):
         if level:
@@ -105,9 +108,6 @@ def _encoder_dir(run) -> Path:
 
 def build_encoder(resolution: int, latent_dim: int, width: int = 32):
     """Images (R, R, 3) in [-1, 1] -> z: stride-2 convolutions down to 4x4, then a Dense."""
-    import keras
-    from keras import layers
-
     x = keras.Input((resolution, resolution, 3), name="images")
     h, w = x, width
     for i in range(int(np.log2(resolution // 4))):
@@ -125,9 +125,6 @@ def train_encoder(run, steps: int = 1000, batch_size: int = 64, *, width: int = 
     attributes come from the data's joint distribution) with a squared error on z; saved to
     ``RUN/encoder/`` (``load_encoder``) and returned. It regresses E[z | image], a starting point
     for ``invert``, not a replacement for it."""
-    import keras
-    import tensorflow as tf
-
     if steps < 1 or batch_size < 1:
         raise FacelibError(f"train_encoder: steps={steps} and batch_size={batch_size} must be >= 1")
     keras.utils.set_random_seed(seed)
@@ -217,8 +214,6 @@ class InversionResult:
 
 
 def _as_float_images(images, resolution: int) -> np.ndarray:
-    from facelib.data.prepare import resize_square
-
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[None]
@@ -226,21 +221,17 @@ def _as_float_images(images, resolution: int) -> np.ndarray:
         raise FacelibError(f"images must be square RGB (N, R, R, 3) (or one HxWx3 image); got "
                            f"{x.shape}. Use facelib.latent.load_face for photos")
     if x.dtype == np.uint8:
-        if x.shape[1] != resolution:
-            x = np.stack([resize_square(img, resolution) for img in x])
-        return to_float(x)
+        return to_float(resize_batch(x, resolution))
     x = np.asarray(x, np.float32)
     if x.min() < -1.001 or x.max() > 1.001:
         raise FacelibError("float images must be in [-1, 1]; pass uint8 for 0-255 images")
     if x.shape[1] != resolution:
-        x = to_float(np.stack([resize_square(img, resolution) for img in to_uint8(x)]))
+        x = to_float(resize_batch(to_uint8(x), resolution))
     return x
 
 
 def attributes_from_scorer(scorer, images) -> np.ndarray:
     """0/1 attribute rows for images from a scorer's probabilities (threshold 0.5)."""
-    from facelib.latent.directions import score_images
-
     p = score_images(scorer, images)
     if p.shape[1] != 40:
         raise FacelibError(f"the scorer gives {p.shape[1]} columns; conditional runs need the "
@@ -249,8 +240,6 @@ def attributes_from_scorer(scorer, images) -> np.ndarray:
 
 
 def _inversion_attrs(run, attrs, n: int, seed: int, scorer, x) -> np.ndarray | None:
-    from facelib.latent.directions import latent_attributes
-
     if run.conditional and attrs is None and scorer is not None:
         return attributes_from_scorer(scorer, x)
     return latent_attributes(run, n, attrs, seed)
@@ -259,8 +248,6 @@ def _inversion_attrs(run, attrs, n: int, seed: int, scorer, x) -> np.ndarray | N
 def _make_loss(run, x, y, feature_fn, pixel: str, pixel_weight: float, feature_weight: float,
                norm_weight: float):
     """A function z -> per-image loss (TF), with the targets' features computed once."""
-    import tensorflow as tf
-
     gen = run.generator
     x = tf.constant(x)
     y = None if y is None else tf.constant(y, tf.float32)
@@ -298,8 +285,6 @@ def invert(run, images, *, attrs=None, steps: int = 300, lr: float = 0.05, init=
     ``scorer``'s thresholded predictions are used when given, else rows drawn from the data.
     Returns the best latent seen per image (lowest loss), its reconstruction, MSE and PSNR.
     """
-    import tensorflow as tf
-
     if pixel not in ("l2", "l1"):
         raise FacelibError(f"pixel={pixel!r}: use 'l2' or 'l1'")
     if steps < 0:
@@ -384,8 +369,6 @@ def invert(run, images, *, attrs=None, steps: int = 300, lr: float = 0.05, init=
 
 def invert_file(run, source, **kwargs) -> InversionResult:
     """Invert one photo (path, bytes or array): checked and cropped by ``load_face`` first."""
-    from facelib.latent.align import load_face
-
     return invert(run, load_face(source, run.resolution)[None], **kwargs)
 
 
@@ -393,8 +376,6 @@ def heldout_faces(data, n: int, split: str = "heldout", seed: int = 0
                   ) -> tuple[np.ndarray, np.ndarray]:
     """n faces (uint8) and their attributes from a prepared cache's non-training rows
     ("heldout" = valid + test, or "valid" / "test"), picked with ``seed``."""
-    from facelib.data.cache import FaceCache
-
     cache = FaceCache.open(data)
     if split == "heldout":
         idx = np.flatnonzero(cache.partition != 0)
@@ -419,8 +400,6 @@ def evaluate_inversion(run, data=None, n: int = 16, split: str = "heldout", seed
     if data is None:
         data = run.training_data()
         if data is None:
-            from facelib.data.sample import sample_cache
-
             data = sample_cache(run.resolution)
     faces, labels = heldout_faces(data, n, split, seed)
     if run.conditional and "attrs" not in kwargs and "scorer" not in kwargs:

@@ -7,9 +7,15 @@ uint8 image bytes, the network id and its preprocessing: the same images never g
 network twice, and a different network or weights can never be served a stale file.
 
 A network object (`FeatureNetwork`) carries a human `name` for reports, a stable `id` for caches,
-its feature `dim` and a `preprocessing` description. `random_feature_network()` is a tiny
+its feature `dim`, a `preprocessing` description and, for the FID Inception, the resize
+`convention` ('pytorch-fid', 'tensorflow', 'clean'; None for networks without one). All four of
+id, preprocessing and convention go into the cache key. `random_feature_network()` is a tiny
 random-init conv net for tests that must run without Inception weights; its features are NOT
 comparable with any published FID.
+
+This module knows no particular network: facelib.metrics.inception builds on it (imports point
+that way only), so pass the network, e.g. `features_for(x, fid_inception(convention="clean"))`,
+or use facelib.metrics.inception.fid_features.
 """
 
 from __future__ import annotations
@@ -123,13 +129,26 @@ class FeatureNetwork:
 
     Subclasses implement `_forward(uint8 batch) -> (B, dim)` and set `name`, `id`, `dim`,
     `preprocessing`. `id` must change whenever the features could change (weights, layout).
+    `convention` names the FID resize convention, None for networks that have none.
     """
 
     name: str = "feature network"
     id: str = "feature-network"
     dim: int = 0
     preprocessing: str = ""
+    convention: str | None = None
     default_batch_size: int = 50
+
+    def with_convention(self, convention: str | None) -> "FeatureNetwork":
+        """This network fed as `convention` does it; None keeps the network's own. Networks
+        with conventions (the FID Inception) override this."""
+        if convention is None or convention == getattr(self, "convention", None):
+            return self
+        raise FacelibError(
+            f"{self.name} has no FID resize conventions (asked for {convention!r}); "
+            "conventions apply to the standard FID Inception: "
+            "facelib.metrics.inception.fid_inception(convention=...)"
+        )
 
     def __call__(self, images) -> np.ndarray:
         """Features of one batch (no caching; use `extract` for many images)."""
@@ -271,12 +290,17 @@ def default_cache_dir() -> Path:
 
 
 class _ContentHash:
-    """sha256 of network id + preprocessing + the image bytes, independent of how the images
-    are split into batches (an image-size marker is added only when the size changes)."""
+    """sha256 of network id + preprocessing + resize convention + the image bytes, independent
+    of how the images are split into batches (an image-size marker is added only when the size
+    changes)."""
 
     def __init__(self, network: FeatureNetwork):
         self._h = hashlib.sha256()
-        for part in (CACHE_FORMAT, network.id, network.preprocessing):
+        parts = [CACHE_FORMAT, network.id, network.preprocessing]
+        convention = getattr(network, "convention", None)
+        if convention is not None:
+            parts.append(f"convention={convention}")
+        for part in parts:
             self._h.update(part.encode("utf-8") + b"\0")
         self._shape = None
         self.count = 0
@@ -320,8 +344,10 @@ def _batch_factory(images_or_source, batch_size: int, resolution: int | None):
 
 
 def content_key(images_or_source, network: FeatureNetwork, batch_size: int = 256,
-                resolution: int | None = None) -> str:
-    """The cache key of an image set for a network: sha256 of ids + every image's bytes."""
+                resolution: int | None = None, convention: str | None = None) -> str:
+    """The cache key of an image set for a network (under `convention`, None: the network's
+    own): sha256 of ids + convention + every image's bytes."""
+    network = _network(network, convention)
     factory = _batch_factory(images_or_source, batch_size, resolution)
     if factory is None:
         raise FacelibError(
@@ -336,21 +362,34 @@ def content_key(images_or_source, network: FeatureNetwork, batch_size: int = 256
     return h.hexdigest()
 
 
-def features_for(images_or_source, network: FeatureNetwork | None = None,
+def _network(network, convention: str | None) -> FeatureNetwork:
+    """`network` under `convention` (None: its own); a clear error when no network is given."""
+    if network is None:
+        raise FacelibError(
+            "no feature network given; for standard FID features pass "
+            "facelib.metrics.inception.fid_inception(convention=...), or call "
+            "facelib.metrics.inception.fid_features(...)"
+        )
+    if hasattr(network, "with_convention"):
+        return network.with_convention(convention)
+    return FeatureNetwork.with_convention(network, convention)  # duck-typed: no conventions
+
+
+def features_for(images_or_source, network: FeatureNetwork,
                  cache_dir: str | Path | None | bool = None, batch_size: int | None = None,
-                 resolution: int | None = None, progress: bool = False) -> np.ndarray:
+                 resolution: int | None = None, progress: bool = False,
+                 convention: str | None = None) -> np.ndarray:
     """Features (N, dim) float32 of an image set, computed once and then served from disk.
 
     images_or_source: uint8/float [-1,1] NHWC array (memmaps fine), list of batches, a function
     returning a fresh batch iterator, a one-pass iterator (cached for later calls, never looked
     up), or a path readable by facelib.data.sources (needs `resolution`).
-    network: a FeatureNetwork; None means the standard FID Inception (`fid_inception()`).
+    network: a FeatureNetwork, e.g. facelib.metrics.inception.fid_inception().
     cache_dir: folder for cached features; None -> default_cache_dir(); False -> no caching.
+    convention: FID resize convention ('pytorch-fid', 'tensorflow', 'clean'); None keeps the
+    network's own. The cache is keyed on it.
     """
-    if network is None:
-        from facelib.metrics.inception import fid_inception
-
-        network = fid_inception()
+    network = _network(network, convention)
     bs = batch_size or network.default_batch_size
     factory = _batch_factory(images_or_source, bs, resolution)
     if cache_dir is False:
@@ -387,7 +426,7 @@ def _load_cached(path: Path, n: int, dim: int) -> np.ndarray | None:
     if not path.is_file():
         return None
     try:
-        feats = np.load(path)
+        feats = np.load(path, allow_pickle=False)
     except (OSError, ValueError):
         return None  # a damaged file is recomputed and replaced
     if feats.shape != (n, dim) or feats.dtype != np.float32:
@@ -402,6 +441,7 @@ def _store(path: Path, feats: np.ndarray, network: FeatureNetwork) -> None:
         np.save(f, np.asarray(feats, dtype=np.float32))
     os.replace(tmp, path)
     meta = {"network": network.name, "network_id": network.id,
+            "convention": getattr(network, "convention", None),
             "preprocessing": network.preprocessing, "count": int(feats.shape[0]),
             "dim": int(feats.shape[1]), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))

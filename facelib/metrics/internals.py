@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
+from matplotlib.figure import Figure
 
 from facelib.errors import FacelibError
+from facelib.images import to_uint8
 
 
 def conv_layers(model) -> list:
     """The model's 2-D convolution layers (plain, transposed, or wrapped e.g. by spectral norm),
     in graph order."""
-    import keras
-
     kinds = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D,
              keras.layers.SeparableConv2D)
     found = []
@@ -37,8 +38,6 @@ def conv_layers(model) -> list:
 def activation_maps(model, inputs, layers=None) -> dict[str, np.ndarray]:
     """{layer name: float32 (N, H, W, C) output} for `inputs` (what the model takes: an array,
     or a list for a conditional model). `layers`: layer objects or names; default all convs."""
-    import keras
-
     if layers is None:
         layers = conv_layers(model)
     else:
@@ -84,8 +83,6 @@ def top_channels(activation, k: int) -> tuple[np.ndarray, np.ndarray]:
 def plot_activation_maps(sections, path=None, top_k: int = 6, title: str | None = None):
     """Draw sections of (heading, image uint8 HWC or None, {layer: (H, W, C) map}) as rows of
     the top-k channel heatmaps; saves a PNG when `path` is given. Returns the Figure."""
-    from matplotlib.figure import Figure
-
     rows = [(heading, image, name, act) for heading, image, acts in sections
             for name, act in acts.items()]
     if not rows:
@@ -135,8 +132,6 @@ def internals_figure(run, path, seed: int = 0, top_k: int = 6, real_image=None,
     """One generated face (latent `seed`): the generator's conv maps that made it, the
     discriminator's maps on it, and (with `real_image`, uint8 HWC) the discriminator on a real
     face for comparison. Writes a PNG and returns its path."""
-    from facelib.images import to_uint8
-
     z = run.sample_latents(1, seed=seed)
     attrs = run.sample_attributes(1, seed=seed) if run.conditional else None
     g_inputs = [z, attrs] if attrs is not None else z

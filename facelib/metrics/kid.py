@@ -5,8 +5,10 @@ sample sizes and is ~0 (possibly slightly negative) for identical distributions.
 paper and StyleGAN2-ADA it is averaged over random subsets (default 100 subsets of
 min(1000, n) samples each), and the spread over subsets is reported as the std.
 
-`KernelInceptionDistance` is the same estimator as a Keras metric for use inside training
-(as in the keras-io gan_ada example): it averages the per-batch estimate over batches.
+Inside training, KID is measured by ``facelib.training.kid_callback`` through the metric
+registry on a fixed held-out set (not a Keras metric averaged over training batches, as in the
+keras-io gan_ada example): one estimate over the same real and generated faces every time is
+what ranks checkpoints.
 """
 
 from __future__ import annotations
@@ -93,74 +95,3 @@ def kid(
         values[i] = mmd2_unbiased(xi, yi, dtype=dtype)
     std = float(values.std(ddof=1)) if num_subsets > 1 else 0.0
     return KIDResult(float(values.mean()), std)
-
-
-def _keras_metric_class():
-    """Build the Keras metric class lazily so importing this module does not import keras."""
-    import keras
-    from keras import ops
-
-    class KernelInceptionDistance(keras.metrics.Metric):
-        """Running mean of the per-batch unbiased KID estimate.
-
-        update_state(real, generated) takes features, or images when `feature_extractor` (any
-        callable / keras.Model mapping a batch to (B, D) features) is given. Real and generated
-        batches may differ in size; each needs at least 2 samples.
-        """
-
-        def __init__(self, feature_extractor=None, name="kid", dtype="float32", **kwargs):
-            super().__init__(name=name, dtype=dtype, **kwargs)
-            self.feature_extractor = feature_extractor
-            self.total = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="total")
-            self.count = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="count")
-
-        def _features(self, x):
-            if self.feature_extractor is not None:
-                x = self.feature_extractor(x, training=False) if isinstance(
-                    self.feature_extractor, keras.Model) else self.feature_extractor(x)
-            x = ops.cast(x, self.dtype)
-            return ops.reshape(x, (ops.shape(x)[0], -1))
-
-        def _kernel(self, a, b):
-            d = ops.cast(ops.shape(a)[1], self.dtype)
-            return (ops.matmul(a, ops.transpose(b)) / d + 1.0) ** 3
-
-        def update_state(self, real_features, generated_features, sample_weight=None):
-            if sample_weight is not None:
-                raise FacelibError("KernelInceptionDistance does not support sample_weight; omit it")
-            x = self._features(real_features)
-            y = self._features(generated_features)
-            m = ops.cast(ops.shape(x)[0], self.dtype)
-            n = ops.cast(ops.shape(y)[0], self.dtype)
-            kxx = self._kernel(x, x)
-            kyy = self._kernel(y, y)
-            kxy = self._kernel(x, y)
-            term_x = (ops.sum(kxx) - ops.trace(kxx)) / (m * (m - 1.0))
-            term_y = (ops.sum(kyy) - ops.trace(kyy)) / (n * (n - 1.0))
-            estimate = term_x + term_y - 2.0 * ops.mean(kxy)
-            self.total.assign_add(estimate)
-            self.count.assign_add(ops.cast(1.0, self.dtype))
-
-        def result(self):
-            return ops.divide_no_nan(self.total, self.count)
-
-        def reset_state(self):
-            self.total.assign(ops.zeros((), self.dtype))
-            self.count.assign(ops.zeros((), self.dtype))
-
-        def get_config(self):
-            config = super().get_config()
-            if self.feature_extractor is not None:
-                # A network cannot live in a JSON config; rebuild it and pass it in again.
-                config["feature_extractor"] = None
-            return config
-
-    return KernelInceptionDistance
-
-
-def __getattr__(name):
-    if name == "KernelInceptionDistance":
-        cls = _keras_metric_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

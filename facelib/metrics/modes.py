@@ -20,8 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
+from sklearn.cluster import KMeans
 
+from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.errors import FacelibError
+from facelib.images import save_grid
 from facelib.metrics.arrays import as_vectors, feature_pair
 
 
@@ -165,8 +168,6 @@ def birthday_paradox(
 
 def pair_grid(images, pairs, path: str | Path, max_pairs: int = 16) -> Path:
     """Save a PNG of candidate duplicate pairs side by side (one pair per row) for inspection."""
-    from facelib.images import save_grid
-
     pairs = np.asarray(pairs)
     if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
         raise FacelibError(f"pairs must be a non-empty (P, 2) index array, got shape {pairs.shape}")
@@ -245,8 +246,6 @@ def ndb(real, generated, k: int | None = None, alpha: float = 0.05, seed: int = 
     two-proportion z-test of its real vs generated share has p < alpha. For samples from the
     real distribution about alpha * K bins differ by chance.
     """
-    from sklearn.cluster import KMeans
-
     x, y = feature_pair(real, generated, flatten=True)
     k = default_ndb_bins(x.shape[0]) if k is None else int(k)
     if k < 2 or k > x.shape[0]:
@@ -285,12 +284,7 @@ def _attribute_names(n: int, names):
             raise FacelibError(f"{len(names)} attribute names for {n} attribute columns; pass one name per column")
         return names
     if n == 40:
-        try:
-            from facelib.data.celeba import ATTRIBUTE_NAMES
-
-            return list(ATTRIBUTE_NAMES)
-        except ImportError:
-            pass
+        return list(ATTRIBUTE_NAMES)
     return [f"attr_{i:02d}" for i in range(n)]
 
 

@@ -1,1 +1,1 @@
-"""GAN training: the keras.Model, its losses and augmentation, checkpoints, callbacks, driver."""
+"""GAN training: the keras.Model, its losses and augmentation, and the callbacks fit() uses."""

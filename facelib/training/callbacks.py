@@ -1,29 +1,20 @@
-"""Callbacks that turn ``fit`` into a run folder: sample grids, a JSONL log, checkpoints."""
+"""Callbacks that turn ``fit`` into a run folder: sample grids, a metrics log, checkpoints.
+
+They receive where to write (a samples folder, a row writer, a checkpoint manager) from the run
+layer (``facelib.run.train``), which owns the folder's layout, so this layer never spells it.
+"""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
 
 from facelib.images import save_grid
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    """The run's ``metrics.jsonl`` as a list of dicts (a torn last line is ignored)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
 
 
 def _finite(logs: dict | None) -> bool:
@@ -32,14 +23,16 @@ def _finite(logs: dict | None) -> bool:
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """At each epoch end, the EMA generator on fixed latents -> ``samples/step-N.png``.
+    """At each epoch end, the EMA generator on fixed latents -> ``DIRECTORY/step-N.png`` and
+    ``DIRECTORY/latest.png``.
 
     The same latents every time, so the grids show how the same faces evolve.
     """
 
-    def __init__(self, run_dir: str | Path, latents: np.ndarray, attributes: np.ndarray | None = None):
+    def __init__(self, directory: str | Path, latents: np.ndarray,
+                 attributes: np.ndarray | None = None):
         super().__init__()
-        self.directory = Path(run_dir) / "samples"
+        self.directory = Path(directory)
         self.latents = latents
         self.attributes = attributes
 
@@ -57,16 +50,16 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class MetricsLog(keras.callbacks.Callback):
-    """Every ``every`` steps, one JSON line: step, losses averaged over the steps since the last
-    line, and images/s.
+    """Every ``every`` steps, one row to ``log_row`` (the run folder's metrics.jsonl writer):
+    step, losses averaged over the steps since the last row, and images/s.
 
     Keras reports running means since the epoch began; a window's mean is recovered from two of
     them (mean_t * n_t - mean_s * n_s) / (n_t - n_s), so the trackers are left untouched.
     """
 
-    def __init__(self, run_dir: str | Path, every: int, global_batch: int):
+    def __init__(self, log_row: Callable[[dict], None], every: int, global_batch: int):
         super().__init__()
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.log_row = log_row
         self.every = every
         self.global_batch = global_batch
 
@@ -86,14 +79,8 @@ class MetricsLog(keras.callbacks.Callback):
         row = {"step": step, "time": time.time(),
                "images_per_sec": window * self.global_batch / max(now - self._t0, 1e-9)}
         row.update({k: (v - self._sums0.get(k, 0.0)) / window for k, v in sums.items()})
-        self.log(row)
+        self.log_row(row)
         self._t0, self._n0, self._sums0 = now, self._n, sums
-
-    def log(self, row: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-            f.flush()
 
 
 class Checkpointer(keras.callbacks.Callback):

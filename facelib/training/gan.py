@@ -185,5 +185,10 @@ class GAN(keras.Model):
                 strategy.extended.update(ema, lambda e, v: e.assign(tf.cast(v, e.dtype)),
                                          args=(var,), group=False)
 
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            update, tf.distribute.get_strategy(), pairs, copies)
+        # The update runs once in cross-replica context (MirroredStrategy: on every mirror, with
+        # the replicas' values already equal); merge_call is the public way to get there.
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            update(tf.distribute.get_strategy(), pairs, copies)
+        else:
+            context.merge_call(update, args=(pairs, copies))

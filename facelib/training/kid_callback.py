@@ -15,45 +15,23 @@ best value recorded in that checkpoint, so "best" stays best across interruption
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
 
 from facelib.errors import FacelibError
 from facelib.images import to_uint8
+from facelib.metrics import registry
+from facelib.metrics.features import features_for
 
 TEST_METRIC = "kid_test_network"
 
 
-def _resolve_network(network, log):
-    from facelib.metrics.features import FeatureNetwork, random_feature_network
-
-    if isinstance(network, FeatureNetwork):
-        return network
-    if network == "standard":
-        from facelib.metrics.inception import fid_inception
-
-        try:
-            return fid_inception()
-        except FacelibError as e:
-            raise FacelibError(f"KID during training needs the FID Inception: {e}. For a quick "
-                               "check without it set kid_network='test' (numbers NOT comparable)"
-                               ", or kid_every=0 to turn KID off") from None
-    if network == "test":
-        net = random_feature_network()
-        if log:
-            log("KID in training uses the TEST feature network (random weights): its values only "
-                "rank this run's checkpoints and are NOT comparable with published KID")
-        return net
-    raise FacelibError(f"kid network {network!r}: use 'standard' (FID Inception) or 'test'")
-
-
 class KIDCallback(keras.callbacks.Callback):
-    """Every `every` epochs: KID(real held-out faces, `n` EMA-generated faces) -> metrics.jsonl,
+    """Every `every` epochs: KID(real held-out faces, `n` EMA-generated faces) -> one logged row,
     and the best checkpoint (via `manager`) when it improves.
 
     real_images: uint8 (N, R, R, 3) held-out real faces (features computed once, cached).
@@ -61,11 +39,15 @@ class KIDCallback(keras.callbacks.Callback):
     network: "standard" (FID Inception; error when its weights are missing), "test" (only when
     asked; logged as not comparable) or a FeatureNetwork. The generated latents are fixed by
     `seed`, so successive values differ only because the generator changed.
+    log_row: where each measurement goes (the run folder's ``append_metrics``; None keeps them
+    only in ``history``). manager: the run's CheckpointManager (``save_best``, ``best``,
+    ``state``), or None to measure without keeping a best checkpoint.
     """
 
-    def __init__(self, run_dir, real_images, every: int = 1, n: int = 1000, network="standard",
-                 manager=None, seed: int = 0, real_attributes=None, num_subsets: int = 50,
-                 subset_size: int | None = None, batch_size: int = 256, cache_dir=None, log=print):
+    def __init__(self, real_images, every: int = 1, n: int = 1000, network="standard",
+                 manager=None, log_row: Callable[[dict], None] | None = None, seed: int = 0,
+                 real_attributes=None, num_subsets: int = 50, subset_size: int | None = None,
+                 batch_size: int = 256, cache_dir=None, log=print):
         super().__init__()
         if not isinstance(every, int) or every < 1:
             raise FacelibError(f"KID every={every!r}: a positive number of epochs (0 turns the "
@@ -78,18 +60,18 @@ class KIDCallback(keras.callbacks.Callback):
                                f"{real.shape}")
         if len(real) < 2:
             raise FacelibError(f"KID needs at least 2 held-out real faces, got {len(real)}")
-        self.path = Path(run_dir) / "metrics.jsonl"
         self.real_images = real
         self.real_attributes = None if real_attributes is None else np.asarray(real_attributes,
                                                                                np.float32)
         self.every = every
         self.n = int(n)
-        self.network = _resolve_network(network, log)
-        from facelib.metrics.inception import FIDInception
-
-        self.comparable = isinstance(self.network, FIDInception)
+        self.network = registry.feature_network(
+            network, log=log, if_missing="set kid_network='test' for a quick check (numbers NOT "
+            "comparable), or kid_every=0 to turn KID off")
+        self.comparable = registry.is_comparable(self.network)
         self.metric = "kid" if self.comparable else TEST_METRIC
         self.manager = manager
+        self.log_row = log_row
         self.seed = seed
         self.num_subsets = num_subsets
         self.subset_size = subset_size
@@ -104,7 +86,6 @@ class KIDCallback(keras.callbacks.Callback):
             state = manager.state(manager.best())
             if state.get("metric") == self.metric:
                 self.best = float(state["value"])
-
     def _generator_inputs(self):
         if self._inputs is None:
             config = self.model.config
@@ -131,33 +112,28 @@ class KIDCallback(keras.callbacks.Callback):
         return np.concatenate(out)
 
     def measure(self) -> dict:
-        """KID now; appends the row to metrics.jsonl and saves the best checkpoint if improved."""
-        from facelib.metrics.features import features_for
-        from facelib.metrics.kid import kid, resolve_subset_size
-
+        """KID now; logs the row and saves the best checkpoint if improved."""
         t0 = time.perf_counter()
         if self._real_features is None:
             self._real_features = features_for(self.real_images, self.network,
                                                cache_dir=self.cache_dir)
         fake = self.network.extract(self.generate())
-        subset = resolve_subset_size(self.subset_size, len(self._real_features), len(fake))
-        res = kid(self._real_features, fake, num_subsets=self.num_subsets, subset_size=subset,
-                  seed=self.seed)
+        res = registry.compute(["kid"], self._real_features, fake, options={"kid": {
+            "num_subsets": self.num_subsets, "subset_size": self.subset_size, "seed": self.seed}})
         step = int(self.model.step.numpy())
-        row = {"step": step, "time": time.time(), "kid_mean": res.mean, "kid_std": res.std,
+        row = {"step": step, "time": time.time(), "kid_mean": res["kid"], "kid_std": res["kid_std"],
                "feature_network": self.network.name, "comparable": self.comparable,
                "n_generated": self.n, "n_real": int(len(self.real_images)),
-               "kid_subset_size": subset,
+               "kid_subset_size": res["kid_subset_size"],
                "kid_seconds": round(time.perf_counter() - t0, 2)}
-        improved = res.mean < self.best
+        improved = res["kid"] < self.best
         if improved:
-            self.best = res.mean
+            self.best = res["kid"]
             if self.manager is not None:
-                self.manager.save_best(self.model, self.metric, res.mean)
+                self.manager.save_best(self.model, self.metric, res["kid"])
         row["best"] = improved
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if self.log_row is not None:
+            self.log_row(row)
         self.history.append(row)
         return row
 
@@ -174,24 +150,4 @@ class KIDCallback(keras.callbacks.Callback):
             self.log(f"step {row['step']}: KID {row['kid_mean']:.4f} ± {row['kid_std']:.4f}{mark}")
 
 
-def kid_callback_for_cache(cache, run_dir, manager, every: int, n: int = 1000,
-                           network="standard", seed: int = 0, log=print) -> KIDCallback:
-    """The callback for a run trained on a prepared cache: its valid+test faces (at most `n`)
-    are the real set. What ``trainer.train`` builds when ``config.kid_every > 0``."""
-    from facelib.data.cache import FaceCache
-
-    if not hasattr(cache, "indices"):
-        cache = FaceCache.open(cache)
-    idx = np.sort(np.concatenate([cache.indices("valid"), cache.indices("test")]))
-    if len(idx) < 2:
-        raise FacelibError(f"KID during training needs held-out faces, but {cache.path} has "
-                           f"{len(idx)} valid/test faces; prepare it with the default partition "
-                           "or set kid_every=0")
-    if len(idx) > n:
-        idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
-    return KIDCallback(run_dir, np.asarray(cache.images[idx]), every=every, n=n,
-                       network=network, manager=manager, seed=seed,
-                       real_attributes=np.asarray(cache.attributes[idx]), log=log)
-
-
-__all__ = ["KIDCallback", "kid_callback_for_cache"]
+__all__ = ["KIDCallback"]

@@ -11,28 +11,57 @@ need to know how the run was trained::
 
 from __future__ import annotations
 
-import json
+import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Mapping
 
+import keras
 import numpy as np
 
 from facelib.config import Config
+from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.errors import FacelibError
 from facelib.images import to_uint8
+from facelib.models.dcgan import build_discriminator, build_generator
+from facelib.run.checkpoints import DamagedCheckpoint
+from facelib.run.folder import RunFolder, parse_run_spec
 
 
 def build_float32(builder, config: Config):
     """Build a network in float32 whatever the global dtype policy (a mixed-precision run's
     weights are float32 variables; inference and analysis run in float32)."""
-    import keras
-
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
         return builder(config)
     finally:
         keras.config.set_dtype_policy(policy)
+
+
+def _load_generator(config: Config, ckpt: Path, folder: RunFolder):
+    """The float32 generator with the checkpoint's EMA weights (else its generator weights)."""
+    generator = build_float32(build_generator, config)
+    weights = ckpt / "ema_generator.weights.h5"
+    weights = weights if weights.exists() else ckpt / "generator.weights.h5"
+    try:
+        # Keras warns, rather than fails, when some saved layers find no match: a run made
+        # by another architecture must not load half-initialised.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*(Skipping|could not be loaded).*")
+            generator.load_weights(weights)
+    except OSError as e:  # HDF5 could not read the file: damage `verify` could not see
+        raise DamagedCheckpoint(
+            f"{weights} cannot be read ({str(e).splitlines()[0][:120]}); checkpoint "
+            f"{ckpt.name} is damaged: load another checkpoint or restore it from a copy") from None
+    except (ValueError, UserWarning) as e:
+        raise FacelibError(
+            f"{ckpt}: its weights do not fit the generator this facelib builds from "
+            f"{folder.config_path} (the run was made by an older architecture): retrain "
+            f"it, or load it with the facelib version that trained it ({e.__class__.__name__}: "
+            f"{str(e).splitlines()[0][:120]})") from e
+    return generator
 
 
 class Run:
@@ -47,59 +76,54 @@ class Run:
         self.checkpoint = checkpoint
         self.attribute_names = attribute_names
         self._prior = attribute_prior
+        self.folder = RunFolder(self.path)
 
     @classmethod
-    def load(cls, path: str | Path, checkpoint: str = "latest") -> "Run":
-        """checkpoint: 'latest', 'best', or a checkpoint folder."""
-        from facelib.models.dcgan import build_generator
-        from facelib.training.checkpoint import CheckpointManager
+    def load(cls, path: str | Path | RunFolder, checkpoint: str = "latest") -> "Run":
+        """checkpoint: 'latest', 'best', a 'step-NNNNNNNN' name or a checkpoint folder.
 
-        path = Path(path)
-        if not (path / "config.json").exists():
-            raise FacelibError(f"{path} is not a facelib run folder (no config.json): train one "
-                               f"with python -m facelib train --run {path}")
-        config = Config.load(path / "config.json")
-        manager = CheckpointManager(path / "checkpoints")
-        ckpt = manager.resolve(checkpoint)
-        generator = build_float32(build_generator, config)
-        weights = ckpt / "ema_generator.weights.h5"
-        import warnings
-
-        try:
-            # Keras warns, rather than fails, when some saved layers find no match: a run made
-            # by another architecture must not load half-initialised.
-            with warnings.catch_warnings():
-                warnings.filterwarnings("error", message=".*(Skipping|could not be loaded).*")
-                generator.load_weights(weights if weights.exists() else ckpt / "generator.weights.h5")
-        except (ValueError, UserWarning) as e:
-            raise FacelibError(
-                f"{ckpt}: its weights do not fit the generator this facelib builds from "
-                f"{path / 'config.json'} (the run was made by an older architecture): retrain "
-                f"it, or load it with the facelib version that trained it ({e.__class__.__name__}: "
-                f"{str(e).splitlines()[0][:120]})") from e
-        names, prior = cls._load_prior(path)
-        return cls(path, config, generator, CheckpointManager.state(ckpt)["step"], ckpt, names, prior)
-
-    @staticmethod
-    def _load_prior(path: Path):
-        from facelib.data.celeba import ATTRIBUTE_NAMES
-
-        prior_path = path / "attribute_prior.npz"
-        if not prior_path.exists():
-            return list(ATTRIBUTE_NAMES), None
-        with np.load(prior_path) as f:
-            return [str(n) for n in f["names"]], (f["rows"].astype(np.float32), f["counts"])
+        Every checkpoint is verified before it is loaded (`CheckpointManager.verify`). With
+        'latest', a damaged checkpoint is passed over for the next older complete one, with a
+        warning on stderr; a damaged checkpoint named explicitly is a FacelibError that names
+        the file and the checkpoints left to load."""
+        folder = path if isinstance(path, RunFolder) else RunFolder(path)
+        config = folder.read_config()
+        ckpt = folder.checkpoint(checkpoint)  # FacelibError with the fix when there is none
+        manager = folder.checkpoints
+        candidates = manager.candidates() if str(checkpoint) == "latest" else [ckpt]
+        if str(checkpoint) == "latest":
+            for path in manager.unfinished(candidates[0]):
+                print(f"facelib: warning: {path} has no COMPLETE marker (never finished, or "
+                      f"damaged); loading {candidates[0].name}", file=sys.stderr, flush=True)
+        for i, ckpt in enumerate(candidates):
+            try:
+                state = manager.verify(ckpt, generator_only=True)
+                generator = _load_generator(config, ckpt, folder)
+                break
+            except DamagedCheckpoint as e:
+                if i + 1 == len(candidates):
+                    raise
+                print(f"facelib: warning: {str(e).split(';')[0]}; falling back to the older "
+                      f"checkpoint {candidates[i + 1].name}", file=sys.stderr, flush=True)
+        prior = folder.read_attribute_prior()
+        names, prior = (list(ATTRIBUTE_NAMES), None) if prior is None else prior
+        run = cls(folder.path, config, generator, state["step"], ckpt, names, prior)
+        run.folder = folder
+        return run
 
     def discriminator(self):
         """The discriminator of the same checkpoint (float32), or None when the checkpoint holds
         none. Analyses use its features (inversion loss, activation maps)."""
-        from facelib.models.dcgan import build_discriminator
-
         weights = Path(self.checkpoint) / "discriminator.weights.h5"
         if not weights.is_file():
             return None
         model = build_float32(build_discriminator, self.config)
-        model.load_weights(weights)
+        try:
+            model.load_weights(weights)
+        except OSError as e:
+            raise DamagedCheckpoint(f"{weights} cannot be read ({str(e).splitlines()[0][:120]}); "
+                                    f"checkpoint {Path(self.checkpoint).name} is damaged: load "
+                                    "another checkpoint or restore it from a copy") from None
         return model
 
     @property
@@ -189,13 +213,34 @@ class Run:
 
     def training_data(self) -> Path | None:
         """The prepared cache this run was trained on, when it still exists."""
-        info = self.path / "data.json"
-        if info.exists():
-            path = Path(json.loads(info.read_text())["path"])
-            return path if path.exists() else None
-        return None
+        return self.folder.training_data()
 
     def __repr__(self) -> str:
         kind = "conditional" if self.conditional else "unconditional"
         return (f"Run({str(self.path)!r}, {kind}, {self.resolution}px, latent {self.latent_dim}, "
                 f"step {self.step})")
+
+
+def open_run(spec, checkpoint: str | None = None) -> Run:
+    """A Run from a run folder or a ``RUN@CKPT`` spec (latest, best, step-NNNNNNNN or a
+    checkpoint folder; ``checkpoint`` overrides the spec's). Anything else is returned as is:
+    a Run, or any object that speaks the generator interface (``resolution``, ``generate``,
+    ...), so that another architecture only has to provide that interface."""
+    if not isinstance(spec, (str, os.PathLike)):
+        if not callable(getattr(spec, "generate", None)):
+            raise FacelibError(f"{spec!r} is not a run: pass a run folder, RUN@CKPT, "
+                               "facelib.load_run(path), or an object with .resolution and "
+                               ".generate(n, seed)")
+        return spec
+    path, named = parse_run_spec(spec)
+    return Run.load(path, checkpoint=checkpoint or named)
+
+
+def describe_run(run) -> dict:
+    """What a report records about the generator it measured (any run-like object)."""
+    return {"path": str(getattr(run, "path", "?")), "step": int(getattr(run, "step", -1)),
+            "checkpoint": str(getattr(run, "checkpoint", "")),
+            "conditional": bool(getattr(run, "conditional", False))}
+
+
+__all__ = ["Run", "build_float32", "describe_run", "open_run"]

@@ -28,8 +28,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+from scipy.stats import rankdata
 
+from facelib.data.cache import FaceCache
 from facelib.errors import FacelibError
+from facelib.images import make_grid, to_uint8
 
 OTHERS = ("joint", "flip")
 COLUMNS = ("attribute", "share", "on_accuracy", "off_accuracy", "balanced", "auc", "p_on",
@@ -90,8 +93,6 @@ def separation_auc(p_on, p_off) -> float | None:
     p_on, p_off = np.asarray(p_on, np.float64), np.asarray(p_off, np.float64)
     if len(p_on) == 0 or len(p_off) == 0:
         return None
-    from scipy.stats import rankdata
-
     ranks = rankdata(np.concatenate([p_on, p_off]))
     u = ranks[:len(p_on)].sum() - len(p_on) * (len(p_on) + 1) / 2
     return float(u / (len(p_on) * len(p_off)))
@@ -160,8 +161,6 @@ def _real_faces(real, split: str, limit: int | None):
     """real: a prepared cache path (its first ``limit`` faces of ``split``) or (images uint8
     NHWC, attributes 0/1) -> arrays."""
     if isinstance(real, (str, Path)):
-        from facelib.data.cache import FaceCache
-
         cache = FaceCache.open(real)
         idx = cache.indices(split)[:limit]
         if len(idx) == 0:
@@ -403,8 +402,6 @@ def control_accuracy(run, scorer: Callable | object, n: int = 64, seed: int = 0,
 
 
 def _faces(run, z: np.ndarray, y: np.ndarray, batch_size: int) -> np.ndarray:
-    from facelib.images import to_uint8
-
     return to_uint8(run.synthesize(z, y, batch_size=batch_size))
 
 
@@ -435,9 +432,7 @@ def attribute_figure(run, attributes: Sequence[str], n: int = 8, seed: int = 0,
     rows labelled (with on/off accuracy from ``report`` when given); saved to ``path`` if given.
     ``others`` defaults to the report's mode, else 'flip'; a label names the report's mode when
     it differs from the figure's."""
-    import matplotlib.pyplot as plt
-
-    from facelib.images import make_grid
+    import matplotlib.pyplot as plt  # heavy; only this figure needs it, the scores do not
 
     others = others or (report.others if report is not None else "flip")
     faces, labels = attribute_rows(run, attributes, n, seed, others)

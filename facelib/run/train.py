@@ -1,13 +1,13 @@
 """The training driver: config + data + run folder -> a trained, resumable run.
 
-``train()`` is what ``python -m facelib train`` and the notebooks call. It owns the run folder
-layout (``facelib.run`` reads it back) and the resume logic: a run continues from its latest
-checkpoint with the same batches and the same random draws it would have seen uninterrupted.
+``train()`` is what ``python -m facelib train`` and the notebooks call. It writes the run folder
+through :class:`facelib.run.folder.RunFolder` (which ``facelib.run.interface`` reads back) and
+owns the resume logic: a run continues from its latest checkpoint with the same batches and the
+same random draws it would have seen uninterrupted.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +17,16 @@ import numpy as np
 import tensorflow as tf
 
 from facelib.config import Config
+from facelib.data.cache import FaceCache
+from facelib.data.pipeline import downsample_factor, make_dataset, steps_per_epoch
+from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
+from facelib.images import resize_batch
+from facelib.models.dcgan import build_generator
+from facelib.run.folder import RunFolder
 from facelib.training.callbacks import Checkpointer, MetricsLog, SampleGrid
-from facelib.training.checkpoint import CheckpointManager
 from facelib.training.gan import GAN
+from facelib.training.kid_callback import KIDCallback
 
 # Fields a resumed run may change; everything else must match the saved config.json.
 RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints", "jit_compile",
@@ -80,8 +86,6 @@ def _check_resume_config(saved: Config, given: Config | None) -> Config:
 
 def export_generator(gan: GAN, path: Path) -> Path:
     """Save the sampling generator as a standalone float32 ``.keras`` file, atomically."""
-    from facelib.models.dcgan import build_generator
-
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
@@ -95,13 +99,23 @@ def export_generator(gan: GAN, path: Path) -> Path:
     return path
 
 
-def _save_attribute_prior(cache, run_dir: Path) -> None:
-    """The training faces' attribute rows as unique rows + counts: the joint distribution
-    conditional sampling draws from (no impossible combination asked for by accident)."""
-    rows, counts = np.unique(np.asarray(cache.attributes[cache.indices("train")], np.int8),
-                             axis=0, return_counts=True)
-    np.savez(run_dir / "attribute_prior.npz", rows=rows, counts=counts,
-             names=np.array(cache.attribute_names))
+def kid_callback_for_cache(cache: FaceCache, folder: RunFolder, every: int, n: int = 1000,
+                           network="standard", seed: int = 0, resolution: int | None = None,
+                           log=print) -> KIDCallback:
+    """The KID callback for a run trained on a prepared cache: its valid+test faces (at most
+    `n`, at the run's `resolution`) are the real set; rows go to the folder's metrics log, the
+    best to its checkpoints."""
+    idx = np.sort(np.concatenate([cache.indices("valid"), cache.indices("test")]))
+    if len(idx) < 2:
+        raise FacelibError(f"KID during training needs held-out faces, but {cache.path} has "
+                           f"{len(idx)} valid/test faces; prepare it with the default partition "
+                           "or set kid_every=0")
+    if len(idx) > n:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, n, replace=False))
+    real = resize_batch(np.asarray(cache.images[idx]), resolution or cache.resolution)
+    return KIDCallback(real, every=every, n=n, network=network,
+                       manager=folder.checkpoints, log_row=folder.append_metrics, seed=seed,
+                       real_attributes=np.asarray(cache.attributes[idx]), log=log)
 
 
 def train(config: Config | None, run_dir: str | Path, data: str | Path | None = None,
@@ -112,51 +126,44 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
     data: a prepared cache folder (``python -m facelib prepare``); None uses the bundled
     500-face sample, prepared at the config's resolution on first use.
     """
-    from facelib.data.cache import FaceCache
-    from facelib.data.pipeline import make_dataset, steps_per_epoch
-
-    run_dir = Path(run_dir)
-    manager = CheckpointManager(run_dir / "checkpoints")
+    folder = RunFolder(run_dir)
+    run_dir = folder.path
+    manager = folder.checkpoints
     latest = manager.latest()
-    config_path = run_dir / "config.json"
-    if resume and config_path.exists():
-        config = _check_resume_config(Config.load(config_path), config)
+    if resume and folder.exists():
+        config = _check_resume_config(folder.read_config(), config)
     elif resume and config is None:
         raise FacelibError(f"cannot resume {run_dir}: it has no config.json. Start it without "
                            "--resume (and with a --preset).")
     elif latest is not None:
-        step = CheckpointManager.state(latest)["step"]
+        step = manager.state(latest)["step"]
         raise FacelibError(f"{run_dir} already holds a run (checkpoint at step {step}): pass "
                            "--resume to continue it, or choose another --run folder")
     if config is None:
         raise FacelibError("train() needs a config (e.g. facelib.preset('smoke'))")
     manager.keep = config.keep_checkpoints
+    if resume and latest is not None:
+        # Resume from the newest checkpoint that verifies: each damaged newer one is reported
+        # on stderr and renamed step-N.damaged, so it is neither reused nor counted (and so
+        # never makes the rotation delete the good one). FacelibError when none verifies.
+        latest = manager.latest_readable(quarantine=True)
 
     if data is None:
-        data_info = json.loads((run_dir / "data.json").read_text()) if (
-            resume and (run_dir / "data.json").exists()) else None
-        if data_info is not None:
-            data = data_info["path"]
-        else:
-            from facelib.data.sample import sample_cache
-            data = sample_cache(config.resolution)
+        data_info = folder.read_data_info() if resume else None
+        data = data_info["path"] if data_info is not None else sample_cache(config.resolution)
     cache = FaceCache.open(data)
-    if cache.resolution != config.resolution:
-        raise FacelibError(
-            f"the data at {data} is prepared at {cache.resolution}px but the config asks for "
-            f"{config.resolution}px: prepare it with --resolution {config.resolution}, or "
-            f"train with --resolution {cache.resolution}")
+    try:
+        downsample_factor(cache.resolution, config.resolution)
+    except FacelibError as e:
+        raise FacelibError(f"{data}: {e}, or train with --resolution {cache.resolution}") from None
     n_train = len(cache.indices("train"))
     if n_train < config.batch_size:
         raise FacelibError(f"{data} has {n_train} training images, fewer than batch_size "
                            f"{config.batch_size}: lower --batch-size or use more data")
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(config_path)
-    (run_dir / "data.json").write_text(json.dumps(
-        {"path": str(Path(data).resolve()), "images": len(cache), "train_images": n_train,
-         "resolution": cache.resolution}, indent=2))
-    _save_attribute_prior(cache, run_dir)
+    folder.write_config(config)
+    folder.write_data_info(data, len(cache), n_train, cache.resolution)
+    folder.write_attribute_prior(cache.attributes[cache.indices("train")], cache.attribute_names)
 
     strategy = strategy or default_strategy()
     previous_policy = keras.config.dtype_policy()
@@ -168,6 +175,7 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
             gan.compile()
         if resume and latest is not None:
             manager.restore(gan, latest)
+            print(f"resumed from step {int(gan.step.numpy())} (checkpoint {latest})", flush=True)
         step = int(gan.step.numpy())
 
         grid_rng = np.random.default_rng(config.seed + GRID_SEED_OFFSET)
@@ -178,29 +186,31 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
             grid_attrs = np.asarray(cache.attributes[idx], np.float32)
             grid_z = grid_z[:len(idx)]
         checkpointer = Checkpointer(manager, config.checkpoint_every)
-        sampler = SampleGrid(run_dir, grid_z, grid_attrs)
+        if resume and latest is not None:
+            checkpointer.last_saved_step = step  # never rewrite the checkpoint resumed from
+        sampler = SampleGrid(folder.samples_dir, grid_z, grid_attrs)
         all_callbacks = [
             checkpointer,
-            MetricsLog(run_dir, config.log_every, config.batch_size),
+            MetricsLog(folder.append_metrics, config.log_every, config.batch_size),
             sampler,
-            keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=config.log_every,
+            keras.callbacks.TensorBoard(str(folder.tensorboard_dir), update_freq=config.log_every,
                                         write_graph=False, profile_batch=0),
             *(callbacks or []),
         ]
         if config.kid_every:
             # Built before fit, so missing Inception weights fail before any training; placed
             # before TensorBoard so that logs["kid"] reaches it.
-            from facelib.training.kid_callback import kid_callback_for_cache
-
             all_callbacks.insert(1, kid_callback_for_cache(
-                cache, run_dir, manager, every=config.kid_every, n=config.kid_samples,
+                cache, folder, every=config.kid_every, n=config.kid_samples,
+                resolution=config.resolution,
                 network=config.kid_network, seed=config.seed))
         epoch_steps = config.epoch_steps or steps_per_epoch(cache, config.batch_size, "train")
         logs: dict = {}
         try:
             for start, spe, initial_epoch, epochs in _segments(step, config.steps, epoch_steps):
                 dataset = make_dataset(cache, config.batch_size, seed=config.seed,
-                                       start_step=start, flip=config.flip, split="train")
+                                       start_step=start, flip=config.flip, split="train",
+                                       resolution=config.resolution)
                 history = gan.fit(dataset, steps_per_epoch=spe, initial_epoch=initial_epoch,
                                   epochs=epochs, callbacks=all_callbacks, verbose=verbose,
                                   shuffle=False)
@@ -216,7 +226,7 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
         if checkpointer.diverged:
             bad_step, bad_logs = checkpointer.diverged
             good = manager.latest()
-            kept = (f"the last good checkpoint (step {CheckpointManager.state(good)['step']}) is "
+            kept = (f"the last good checkpoint (step {manager.state(good)['step']}) is "
                     f"kept in {good}" if good else "no checkpoint had been written yet")
             raise FacelibError(
                 f"training diverged: a non-finite loss at step {bad_step} ({bad_logs}); {kept}. "
@@ -226,9 +236,9 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
             print(f"{run_dir} is already at step {step} of {config.steps}: raise --steps to "
                   "train further")
         sampler.set_model(gan)
-        if not (run_dir / "samples" / "latest.png").exists():
+        if not folder.latest_sample.exists():
             sampler.write()
-        export_generator(gan, run_dir / "generator.keras")
+        export_generator(gan, folder.generator_path)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     return TrainResult(run_dir, int(gan.step.numpy()), manager.latest(), logs)

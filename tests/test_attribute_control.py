@@ -26,7 +26,7 @@ def _pixel_run(tmp_path, rows, counts, respond=True):
     channel 1 carries z[:, 0] so same-latent faces can be recognised."""
     from facelib.config import preset
     from facelib.data.celeba import ATTRIBUTE_NAMES
-    from facelib.run import Run
+    from facelib.run.interface import Run
 
     names = list(ATTRIBUTE_NAMES)
     np.savez(tmp_path / "attribute_prior.npz", rows=np.asarray(rows, np.int8),
@@ -60,6 +60,7 @@ def _all_rows(seed=0, k=64):
 
 
 # -- sampling with fixed attributes on a trained conditional run ------------------------------
+@pytest.mark.slow
 def test_generate_with_fixed_subset(tiny_conditional_run):
     import facelib
 
@@ -100,7 +101,7 @@ def test_unfixed_attributes_follow_the_data_joint_distribution(tiny_conditional_
 
 def test_attribute_shares_match_the_training_faces(tiny_conditional_run, cache32):
     import facelib
-    from facelib.conditional import attribute_shares, conditional_shares
+    from facelib.attribute_control import attribute_shares, conditional_shares
     from facelib.data.cache import FaceCache
 
     run = facelib.load_run(tiny_conditional_run)
@@ -138,9 +139,10 @@ def test_impossible_combination_is_a_clear_error(tiny_conditional_run):
         run.generate(2, attrs={"Male": 0, "Goatee": 1})
 
 
+@pytest.mark.slow
 def test_unconditional_run_refuses_attributes(tiny_run):
     import facelib
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     run = facelib.load_run(tiny_run)
     assert not run.conditional
@@ -169,7 +171,7 @@ def test_generate_cli_with_attrs(tiny_conditional_run, tiny_run, tmp_path, capsy
 
 # -- control accuracy: known answers on the test double ------------------------------------
 def test_separation_auc_known_answers():
-    from facelib.conditional import separation_auc
+    from facelib.attribute_control import separation_auc
 
     assert separation_auc([0.9, 0.8], [0.1, 0.85]) == 0.75
     assert separation_auc([0.3, 0.3], [0.3]) == 0.5
@@ -179,7 +181,7 @@ def test_separation_auc_known_answers():
 
 @pytest.mark.parametrize("others", ["joint", "flip"])
 def test_perfect_control_scores_one(tmp_path, others):
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     run = _pixel_run(tmp_path, *_all_rows())
     report = control_accuracy(run, _pixel_scorer, n=16, seed=1, others=others)
@@ -190,7 +192,7 @@ def test_perfect_control_scores_one(tmp_path, others):
 
 
 def test_ignored_attributes_score_one_half_whatever_the_classifier(tmp_path):
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     run = _pixel_run(tmp_path, *_all_rows(), respond=False)
 
@@ -205,7 +207,7 @@ def test_ignored_attributes_score_one_half_whatever_the_classifier(tmp_path):
 
 
 def test_classifier_columns_are_matched_by_name(tmp_path):
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     run = _pixel_run(tmp_path, *_all_rows())
     order = list(reversed(run.attribute_names))[:39]  # reversed, and without "5_o_Clock_Shadow"
@@ -227,7 +229,7 @@ def test_classifier_columns_are_matched_by_name(tmp_path):
 
 
 def test_values_without_training_support_are_skipped(tmp_path):
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     rows, counts = _all_rows()
     bald = 4
@@ -241,7 +243,7 @@ def test_values_without_training_support_are_skipped(tmp_path):
 
 
 def test_real_face_reference_and_writers(tmp_path):
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     run = _pixel_run(tmp_path, *_all_rows())
     labels = np.random.default_rng(2).integers(0, 2, (30, 40))
@@ -273,7 +275,7 @@ def test_real_face_reference_and_writers(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    from facelib.conditional import control_accuracy
+    from facelib.attribute_control import control_accuracy
 
     run = _pixel_run(tmp_path, *_all_rows())
     with pytest.raises(FacelibError, match="unknown attribute 'Smile'.*Smiling"):
@@ -289,7 +291,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_on_off_rows_share_latents(tmp_path):
-    from facelib.conditional import attribute_rows
+    from facelib.attribute_control import attribute_rows
 
     run = _pixel_run(tmp_path, *_all_rows())
     faces, labels = attribute_rows(run, ["Smiling", "Eyeglasses"], n=5, seed=4)
@@ -307,12 +309,13 @@ def test_on_off_rows_share_latents(tmp_path):
 
 
 # -- on a trained run: the whole path with a stand-in scorer ------------------------------
+@pytest.mark.slow
 def test_control_accuracy_and_figure_on_a_trained_run(tiny_conditional_run, cache32, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
     import facelib
-    from facelib.conditional import attribute_figure, control_accuracy
+    from facelib.attribute_control import attribute_figure, control_accuracy
     from facelib.images import read_image
 
     def brightness(images):  # a clearly-labelled stand-in: mean brightness for every attribute
@@ -341,6 +344,7 @@ def test_control_accuracy_and_figure_on_a_trained_run(tiny_conditional_run, cach
     matplotlib.pyplot.close(fig)
 
 
+@pytest.mark.slow
 def test_control_cli(tiny_conditional_run, tmp_path, capsys):
     classifier = pytest.importorskip("facelib.classifier",
                                      reason="facelib/classifier.py (the attribute classifier) "

@@ -1,6 +1,8 @@
-"""One evaluation, one report: every metric of a run against held-out real faces.
+"""The evaluation driver: every metric of a run against held-out real faces, and FID between sets.
 
-`evaluate_run` is what ``python -m facelib evaluate`` and the evaluation notebook call. It
+`evaluate_run` is what ``python -m facelib evaluate`` and the evaluation notebook call;
+`fid_between` is what ``python -m facelib fid`` calls. Both measure through the one metric door,
+``facelib.metrics.registry`` (as KID inside training does). `evaluate_run`
 generates faces, extracts features once (cached on disk by content), and computes:
 
 - fidelity/diversity: FID, KID, precision/recall, density/coverage (feature space);
@@ -22,68 +24,26 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
+from facelib.data.cache import FaceCache
+from facelib.data.celeba import locate
+from facelib.data.sources import list_image_files, load_images, source_kind
 from facelib.errors import FacelibError
+from facelib.images import crop_box, read_image, resize_batch, save_grid
+from facelib.metrics import registry
+from facelib.metrics.features import features_for
+from facelib.metrics.internals import internals_figure
+from facelib.metrics.memorization import memorization_score, nearest_neighbours, neighbour_grid
+from facelib.metrics.modes import attribute_tv, birthday_paradox, ndb, pair_grid
 
-NETWORK_CHOICES = ("standard", "test")
 REQUIRED_KEYS = ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
                  "memorization", "attribute_tv", "n_generated", "n_real", "feature_network")
 MIN_SAMPLES = 10
-
-
-# --------------------------------------------------------------------------------------------
-# Feature network choice: the standard Inception, or the test network only when asked.
-# --------------------------------------------------------------------------------------------
-
-def feature_network(network="standard", fallback_to_test: bool = False, log=print):
-    """The FeatureNetwork to measure with.
-
-    "standard": the FID Inception (FacelibError with instructions when its weights are
-    missing, unless `fallback_to_test`, which uses the test network and says so loudly);
-    "test": the small random test network (numbers NOT comparable with anything published);
-    a FeatureNetwork object is used as given.
-    """
-    from facelib.metrics.features import FeatureNetwork, random_feature_network
-
-    if isinstance(network, FeatureNetwork):
-        return network
-    if network not in NETWORK_CHOICES:
-        raise FacelibError(f"feature network {network!r}: choose one of {NETWORK_CHOICES}")
-    if network == "standard":
-        from facelib.metrics.inception import fid_inception
-
-        try:
-            return fid_inception()
-        except FacelibError as e:
-            if not fallback_to_test:
-                raise FacelibError(f"{e}. Or pass --feature-network test for a quick check whose "
-                                   "numbers are not comparable with published ones") from None
-            if log:
-                log(f"standard FID Inception unavailable ({e}); falling back to the TEST feature "
-                    "network: these numbers are NOT comparable with any published FID/KID")
-    return random_feature_network()
-
-
-def network_info(net) -> dict:
-    """Name, id and whether numbers measured with `net` compare with published FID/KID."""
-    from facelib.metrics.inception import FIDInception
-
-    comparable = isinstance(net, FIDInception)
-    return {
-        "name": net.name,
-        "id": net.id,
-        "dim": int(net.dim),
-        "preprocessing": net.preprocessing,
-        "comparable": comparable,
-        "note": ("standard FID Inception (pool3, 2048-d): comparable with pytorch-fid / TF FID "
-                 "at the same sample sizes and preprocessing" if comparable else
-                 "TEST network with random weights: numbers only compare with other runs "
-                 "measured by this same network, never with published FID/KID"),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,14 +62,6 @@ class RealData:
     train_description: str
 
 
-def _resized(images: np.ndarray, resolution: int) -> np.ndarray:
-    from facelib.data.prepare import resize_square
-
-    if images.shape[1:3] == (resolution, resolution):
-        return np.ascontiguousarray(images)
-    return np.stack([resize_square(np.ascontiguousarray(im), resolution) for im in images])
-
-
 def _subset(idx: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     if limit is None or len(idx) <= limit:
         return idx
@@ -126,9 +78,6 @@ def load_real_data(run, real_source, limit: int | None, seed: int = 0,
     (its first `limit` images, or a seeded subset for caches). The training faces (for
     memorization) come from the run's training cache, `max_train` at most.
     """
-    from facelib.data.cache import FaceCache
-    from facelib.data.sources import load_images, source_kind
-
     res = run.resolution
     run_train = run.training_data()
     if real_source is None:
@@ -165,7 +114,7 @@ def load_real_data(run, real_source, limit: int | None, seed: int = 0,
                                "with; prepare it with the default partition or pass another "
                                "--real source")
         idx = _subset(idx, limit, seed)
-        images = _resized(np.asarray(cache.images[idx]), res)
+        images = resize_batch(cache.images[idx], res)
         attributes = np.asarray(cache.attributes[idx])
         description = f"{len(idx)} {what} {real_source}"
     else:
@@ -180,7 +129,7 @@ def load_real_data(run, real_source, limit: int | None, seed: int = 0,
         tcache = FaceCache.open(run_train)
         tidx = _subset(tcache.indices("train"), max_train, seed + 1)
         if len(tidx):
-            train_images = _resized(np.asarray(tcache.images[tidx]), res)
+            train_images = resize_batch(tcache.images[tidx], res)
             total = len(tcache.indices("train"))
             train_desc = (f"{len(tidx)} of the {total} train-split faces of the run's training "
                           f"cache {run_train}")
@@ -199,8 +148,6 @@ def _save_fig(fig, path: Path) -> Path:
 
 def attribute_figure(tv: dict, path, title: str = "") -> Path:
     """Horizontal bars: real vs generated frequency of each attribute, sorted by |difference|."""
-    from matplotlib.figure import Figure
-
     names = sorted(tv["per_attribute"], key=lambda k: tv["per_attribute"][k])
     y = np.arange(len(names))
     fig = Figure(figsize=(7.5, 0.22 * len(names) + 1.4), layout="constrained")
@@ -217,8 +164,6 @@ def attribute_figure(tv: dict, path, title: str = "") -> Path:
 
 def ndb_figure(result, path) -> Path:
     """Bars of real and generated bin proportions; statistically different bins marked."""
-    from matplotlib.figure import Figure
-
     order = np.argsort(-result.real_proportions, kind="stable")
     x = np.arange(result.k)
     fig = Figure(figsize=(max(5.0, 0.16 * result.k + 2), 3.2), layout="constrained")
@@ -278,8 +223,6 @@ class _Timer:
 
 def _memorization(gen_vecs, train_vecs, heldout_vecs, q: float):
     """(MemorizationResult, its summary dict)."""
-    from facelib.metrics.memorization import memorization_score
-
     res = memorization_score(gen_vecs, train_vecs, heldout_vecs, q=q)
     return res, {
         "fraction": res.fraction,
@@ -294,59 +237,217 @@ def _memorization(gen_vecs, train_vecs, heldout_vecs, q: float):
 def _nn_grid(gen_images, gen_vecs, train_images, train_vecs, distances, path, rows=8, k=4):
     """Grid of the `rows` generated faces closest to the training set, each followed by its k
     nearest training faces (in the same space as the distances)."""
-    from facelib.metrics.memorization import nearest_neighbours, neighbour_grid
-
     pick = np.argsort(distances, kind="stable")[:rows]
     k = min(k, len(train_vecs))
     _, idx = nearest_neighbours(gen_vecs[pick], train_vecs, k)
     return neighbour_grid(gen_images[pick], train_images, idx, path)
 
 
+@dataclass
+class _Evaluation:
+    """What the steps of one evaluation share: the faces, their features, where to write."""
+
+    run: object
+    real: RealData
+    gen: np.ndarray                    # uint8 generated faces
+    net: object                        # the FeatureNetwork
+    real_f: np.ndarray
+    gen_f: np.ndarray
+    out: Path
+    seed: int
+    figures: bool
+    cache_dir: object
+    progress: bool
+    log: object
+    timer: _Timer
+    reasons: dict = field(default_factory=dict)
+    figs: dict = field(default_factory=dict)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return features_for(images, self.net, cache_dir=self.cache_dir, progress=self.progress)
+
+
+def _fidelity(ev: _Evaluation) -> dict:
+    """FID, KID, precision/recall and density/coverage, through the metric registry."""
+    with ev.timer("fid_kid_prdc"):
+        m = registry.compute(["fid", "kid", "prdc"], ev.real_f, ev.gen_f,
+                             options={"kid": {"num_subsets": 100, "seed": ev.seed}})
+    ev.log(f"FID {m['fid']:.2f}  KID {m['kid']:.4f} ± {m['kid_std']:.4f}  precision "
+           f"{m['precision']:.3f} recall {m['recall']:.3f}")
+    return {"fid": m["fid"], "kid_mean": m["kid"], "kid_std": m["kid_std"],
+            "kid_subset_size": m["kid_subset_size"],
+            **{k: m[k] for k in ("precision", "recall", "density", "coverage")}}
+
+
+def _memorization_section(ev: _Evaluation, q: float, max_train_features: int | None) -> dict:
+    """Generated faces closer to a training face than q% of held-out faces, in pixel and in
+    feature space, and the nearest-neighbour figures."""
+    real = ev.real
+    memorization: dict = {"q_percentile": q, "reference": real.train_description,
+                          "heldout": real.description}
+    if real.train_images is None:
+        memorization.update(pixel=None, features=None)
+        ev.reasons["memorization"] = (
+            "the run's training data is unknown or gone (RUN/data.json points nowhere), so "
+            "there is no training set to search for copies; keep the prepared cache the run "
+            "was trained on")
+        return memorization
+    with ev.timer("memorization"):
+        # Real faces that are exact copies of training faces (e.g. --real is the CelebA folder
+        # the run was trained on) would make the threshold 0: leave them out.
+        real_nn, _ = nearest_neighbours(real.images, real.train_images, 1)
+        fresh = real_nn[:, 0] > 0
+        memorization["real_faces_in_training_set"] = int((~fresh).sum())
+        if fresh.sum() < MIN_SAMPLES:
+            memorization.update(pixel=None, features=None)
+            ev.reasons["memorization"] = (
+                f"only {int(fresh.sum())} of the {len(fresh)} real faces are not in the "
+                "training set; pass held-out real faces (e.g. the run's own cache, whose "
+                "valid+test splits are used)")
+            return memorization
+        pix_res, memorization["pixel"] = _memorization(ev.gen, real.train_images,
+                                                       real.images[fresh], q)
+        train_sub = real.train_images
+        if max_train_features is not None and len(train_sub) > max_train_features:
+            pick = np.sort(np.random.default_rng(ev.seed + 2).choice(
+                len(train_sub), max_train_features, replace=False))
+            train_sub = train_sub[pick]
+        train_f = ev.features(train_sub)
+        feat_res, memorization["features"] = _memorization(ev.gen_f, train_f, ev.real_f[fresh], q)
+        memorization["n_train_pixel"] = int(len(real.train_images))
+        memorization["n_train_features"] = int(len(train_sub))
+        memorization["n_heldout"] = int(fresh.sum())
+        if ev.figures:
+            ev.figs["nearest_pixel"] = _nn_grid(
+                ev.gen, ev.gen.reshape(len(ev.gen), -1), real.train_images,
+                real.train_images.reshape(len(real.train_images), -1),
+                pix_res.distances, ev.out / "nearest_pixel.png").name
+            ev.figs["nearest_features"] = _nn_grid(
+                ev.gen, ev.gen_f, train_sub, train_f, feat_res.distances,
+                ev.out / "nearest_features.png").name
+    ev.log(f"memorization: {memorization['pixel']['fraction']:.3f} (pixels), "
+           f"{memorization['features']['fraction']:.3f} (features) of generated faces are "
+           f"closer to a training face than {q:g}% of held-out faces (chance: {q / 100:.3f})")
+    return memorization
+
+
+def _modes_section(ev: _Evaluation) -> dict:
+    """Mode drop and collapse: birthday-paradox duplicates (features) and NDB (pixels)."""
+    gen, real = ev.gen, ev.real
+    with ev.timer("modes"):
+        batch = min(400, len(gen) // 2, len(real.images) // 2)
+        if batch >= 4:
+            bday = birthday_paradox(ev.gen_f, batch_size=batch, num_batches=20, real=ev.real_f,
+                                    seed=ev.seed)
+            birthday = {**bday.as_dict(), "batch_size": batch, "space": "features"}
+            if math.isinf(bday.support_size):
+                birthday["birthday_support_size_note"] = (
+                    "no generated batch held a pair closer than real batches' closest pairs: no "
+                    "evidence of a small support")
+            if ev.figures:
+                ev.figs["birthday_pairs"] = pair_grid(gen, bday.pairs,
+                                                      ev.out / "birthday_pairs.png",
+                                                      max_pairs=12).name
+        else:
+            birthday = None
+            ev.reasons["birthday"] = f"needs at least 8 generated and real faces, have {len(gen)}"
+        ndb_res = ndb(real.images.reshape(len(real.images), -1), gen.reshape(len(gen), -1),
+                      seed=ev.seed)
+        ndb_out = {**ndb_res.as_dict(), "k": ndb_res.k, "space": "pixels",
+                   "expected_by_chance": 0.05 * ndb_res.k}
+        if ev.figures:
+            ev.figs["ndb"] = ndb_figure(ndb_res, ev.out / "ndb.png").name
+    return {"birthday": birthday, "ndb": ndb_out}
+
+
+def _attributes_section(ev: _Evaluation, classifier) -> dict:
+    """Real vs generated attribute frequencies as judged by the attribute classifier."""
+    if classifier is None:
+        why = ("no attribute classifier given: train one with `python -m facelib "
+               "train-classifier --data CACHE --out DIR` and pass --classifier DIR")
+        ev.reasons["attribute_tv"] = why
+        ev.reasons["attributes"] = why
+        return {"attribute_tv": None, "attributes": None}
+    run, real = ev.run, ev.real
+    with ev.timer("attributes"):
+        tv = attribute_tv(classifier.predict(ev.gen), classifier.predict(real.images),
+                          classifier.attribute_names)
+        report = classifier.report or {}
+        attributes = {
+            "labels": "classifier predictions (threshold 0.5) on both sets",
+            "per_attribute_tv": tv["per_attribute"],
+            "p_gen": tv["p_gen"],
+            "p_real": tv["p_real"],
+            "classifier": {
+                "resolution": classifier.resolution,
+                "heldout_mean_auc": report.get("mean_auc"),
+                "heldout_mean_accuracy": report.get("mean_accuracy"),
+                "heldout_majority_accuracy": report.get("mean_majority_accuracy"),
+            },
+        }
+        if classifier.resolution != run.resolution:
+            attributes["note"] = (
+                f"the classifier works at {classifier.resolution} px and the faces are "
+                f"{run.resolution} px: both sets are resized, so the comparison is fair, but "
+                "resolution-sensitive labels (e.g. Blurry) are distorted; a classifier "
+                f"trained at {run.resolution} px gives truer labels")
+        if real.attributes is not None:
+            attributes["p_real_true_labels"] = dict(zip(
+                classifier.attribute_names,
+                np.asarray(real.attributes, np.float64).mean(axis=0).tolist()))
+        if ev.figures:
+            ev.figs["attributes"] = attribute_figure(tv, ev.out / "attributes.png").name
+    ev.log(f"attribute marginals: mean TV {tv['attribute_tv']:.3f}")
+    return {"attribute_tv": tv["attribute_tv"], "attributes": attributes}
+
+
+def _write_report(report: dict, out: Path, log) -> dict:
+    report = _clean(report)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(render_markdown(report))
+    log(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+    return report
+
+
 def evaluate_run(run, real_source, out_dir, n: int = 1000, classifier=None, network="standard",
-                 *, checkpoint: str = "latest", seed: int = 0, n_real: int | None = None,
-                 max_train: int | None = 20000, max_train_features: int | None = 5000,
-                 memorization_q: float = 1.0, cache_dir=None, figures: bool = True,
-                 progress: bool = False, log=print) -> dict:
+                 *, convention: str | None = None, seed: int = 0, n_real: int | None = None, max_train: int | None = 20000,
+                 max_train_features: int | None = 5000, memorization_q: float = 1.0,
+                 cache_dir=None, figures: bool = True, progress: bool = False,
+                 log=print) -> dict:
     """Evaluate a run against real faces; writes OUT/report.json, OUT/report.md and figures.
 
-    run: a Run or a run folder (opened at `checkpoint`). real_source: a prepared cache, a
-    CelebA folder or a folder of images; None means the run's training cache (held-out
-    splits). n: generated faces; n_real: real faces (default n). classifier: an
-    AttributeClassifier, a saved classifier folder, or None (attribute entries are then null
-    with the reason). network: "standard", "test" or a FeatureNetwork. max_train /
-    max_train_features: training faces used as the memorization reference in pixel / feature
-    space (features of every training face cost as much as FID on them). Returns the report.
-    """
-    from facelib.images import save_grid
-    from facelib.metrics.features import features_for
-    from facelib.metrics.fid import fid_from_features
-    from facelib.metrics.kid import kid, resolve_subset_size
-    from facelib.metrics.modes import attribute_tv, birthday_paradox, ndb, pair_grid
-    from facelib.metrics.prdc import prdc
+    run: a Run (``facelib.load_run``). real_source: a prepared cache, a CelebA folder or a
+    folder of images; None means the run's training cache (held-out splits). n: generated
+    faces; n_real: real faces (default n). classifier: an AttributeClassifier, or None
+    (attribute entries are then null with the reason). network: "standard", "test" or a
+    FeatureNetwork (``metrics.registry.feature_network``); convention: how faces reach the
+    Inception's 299x299 ('pytorch-fid' default, 'tensorflow', 'clean'; recorded in the report).
+    max_train / max_train_features:
+    training faces used as the memorization reference in pixel / feature space (features of
+    every training face cost as much as FID on them). Returns the report.
 
+    The steps, in order: real faces, generated faces, features (once, cached by content), then
+    one function per report section: fidelity (the registry's FID/KID/PRDC), memorization,
+    modes, attributes, internals; then report.json and report.md.
+    """
     log = log or (lambda *_: None)
     if not isinstance(n, int) or n < MIN_SAMPLES:
         raise FacelibError(f"n={n}: generate at least {MIN_SAMPLES} faces (1000+ for numbers "
                            "worth comparing; FID is biased upwards at small n)")
     if not 0.0 < memorization_q < 100.0:
         raise FacelibError(f"memorization_q={memorization_q}: a percentile in (0, 100), usually 1")
-    if not hasattr(run, "generate"):
-        import facelib
-
-        run = facelib.load_run(run, checkpoint=checkpoint)
-    if classifier is not None and not hasattr(classifier, "predict_proba"):
-        from facelib.classifier import AttributeClassifier
-
-        classifier = AttributeClassifier.load(classifier)
-    net = feature_network(network)
-    info = network_info(net)
+    if not callable(getattr(run, "generate", None)):
+        raise FacelibError(f"{run!r} is not a run: open it first with facelib.load_run(path)")
+    if classifier is not None and not callable(getattr(classifier, "predict", None)):
+        raise FacelibError(f"{classifier!r} is not an attribute classifier: load it with "
+                           "facelib.classifier.AttributeClassifier.load(folder)")
+    net = registry.feature_network(network, convention=convention, log=None)
+    info = registry.network_info(net)
     if not info["comparable"]:
         log(f"NOTE: measuring with {net.name}: numbers are NOT comparable with published FID/KID")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timer = _Timer()
-    reasons: dict[str, str] = {}
-    figs: dict[str, str] = {}
     t_start = time.perf_counter()
 
     with timer("load_real"):
@@ -354,175 +455,92 @@ def evaluate_run(run, real_source, out_dir, n: int = 1000, classifier=None, netw
     log(f"real set: {real.description}")
     with timer("generate"):
         gen = run.generate(n, seed=seed)
-    if figures:
-        figs["samples"] = save_grid(gen[:64], out / "samples.png").name
-
     with timer("features"):
         real_f = features_for(real.images, net, cache_dir=cache_dir, progress=progress)
         gen_f = features_for(gen, net, cache_dir=cache_dir, progress=progress)
-    with timer("fid_kid_prdc"):
-        fid = fid_from_features(real_f, gen_f)
-        subset = resolve_subset_size(None, len(real_f), len(gen_f))
-        kid_res = kid(real_f, gen_f, num_subsets=100, subset_size=subset, seed=seed)
-        pr = prdc(real_f, gen_f)
-    log(f"FID {fid:.2f}  KID {kid_res.mean:.4f} ± {kid_res.std:.4f}  precision "
-        f"{pr['precision']:.3f} recall {pr['recall']:.3f}")
+    ev = _Evaluation(run, real, gen, net, real_f, gen_f, out, seed, figures, cache_dir, progress,
+                     log, timer)
+    if figures:
+        ev.figs["samples"] = save_grid(gen[:64], out / "samples.png").name
 
-    # -- memorization ---------------------------------------------------------------------
-    memorization: dict = {"q_percentile": memorization_q, "reference": real.train_description,
-                          "heldout": real.description}
-    if real.train_images is None:
-        memorization.update(pixel=None, features=None)
-        reasons["memorization"] = (
-            "the run's training data is unknown or gone (RUN/data.json points nowhere), so "
-            "there is no training set to search for copies; keep the prepared cache the run "
-            "was trained on")
-    else:
-        with timer("memorization"):
-            # Real faces that are exact copies of training faces (e.g. --real is the CelebA
-            # folder the run was trained on) would make the threshold 0: leave them out.
-            from facelib.metrics.memorization import nearest_neighbours
-
-            real_nn, _ = nearest_neighbours(real.images, real.train_images, 1)
-            fresh = real_nn[:, 0] > 0
-            memorization["real_faces_in_training_set"] = int((~fresh).sum())
-            if fresh.sum() < MIN_SAMPLES:
-                memorization.update(pixel=None, features=None)
-                reasons["memorization"] = (
-                    f"only {int(fresh.sum())} of the {len(fresh)} real faces are not in the "
-                    "training set; pass held-out real faces (e.g. the run's own cache, whose "
-                    "valid+test splits are used)")
-            else:
-                held_pix = real.images[fresh]
-                pix_res, memorization["pixel"] = _memorization(gen, real.train_images, held_pix,
-                                                               memorization_q)
-                train_sub = real.train_images
-                if max_train_features is not None and len(train_sub) > max_train_features:
-                    pick = np.sort(np.random.default_rng(seed + 2).choice(
-                        len(train_sub), max_train_features, replace=False))
-                    train_sub = train_sub[pick]
-                train_f = features_for(train_sub, net, cache_dir=cache_dir, progress=progress)
-                feat_res, memorization["features"] = _memorization(gen_f, train_f,
-                                                                   real_f[fresh], memorization_q)
-                memorization["n_train_pixel"] = int(len(real.train_images))
-                memorization["n_train_features"] = int(len(train_sub))
-                memorization["n_heldout"] = int(fresh.sum())
-                if figures:
-                    figs["nearest_pixel"] = _nn_grid(
-                        gen, gen.reshape(len(gen), -1), real.train_images,
-                        real.train_images.reshape(len(real.train_images), -1),
-                        pix_res.distances, out / "nearest_pixel.png").name
-                    figs["nearest_features"] = _nn_grid(
-                        gen, gen_f, train_sub, train_f, feat_res.distances,
-                        out / "nearest_features.png").name
-        if memorization.get("pixel"):
-            log(f"memorization: {memorization['pixel']['fraction']:.3f} (pixels), "
-                f"{memorization['features']['fraction']:.3f} (features) of generated faces are "
-                f"closer to a training face than {memorization_q:g}% of held-out faces "
-                f"(chance: {memorization_q / 100:.3f})")
-
-    # -- mode drop and collapse -----------------------------------------------------------
-    with timer("modes"):
-        batch = min(400, len(gen) // 2, len(real.images) // 2)
-        if batch >= 4:
-            bday = birthday_paradox(gen_f, batch_size=batch, num_batches=20, real=real_f,
-                                    seed=seed)
-            birthday = {**bday.as_dict(), "batch_size": batch, "space": "features"}
-            if math.isinf(bday.support_size):
-                birthday["birthday_support_size_note"] = (
-                    "no generated batch held a pair closer than real batches' closest pairs: no "
-                    "evidence of a small support")
-            if figures:
-                figs["birthday_pairs"] = pair_grid(gen, bday.pairs, out / "birthday_pairs.png",
-                                                   max_pairs=12).name
-        else:
-            birthday = None
-            reasons["birthday"] = f"needs at least 8 generated and real faces, have {len(gen)}"
-        ndb_res = ndb(real.images.reshape(len(real.images), -1), gen.reshape(len(gen), -1),
-                      seed=seed)
-        ndb_out = {**ndb_res.as_dict(), "k": ndb_res.k, "space": "pixels",
-                   "expected_by_chance": 0.05 * ndb_res.k}
-        if figures:
-            figs["ndb"] = ndb_figure(ndb_res, out / "ndb.png").name
-
-    # -- attributes -----------------------------------------------------------------------
-    attributes = None
-    tv_value = None
-    if classifier is None:
-        why = ("no attribute classifier given: train one with `python -m facelib "
-               "train-classifier --data CACHE --out DIR` and pass --classifier DIR")
-        reasons["attribute_tv"] = why
-        reasons["attributes"] = why
-    else:
-        with timer("attributes"):
-            gen_labels = classifier.predict(gen)
-            real_labels = classifier.predict(real.images)
-            tv = attribute_tv(gen_labels, real_labels, classifier.attribute_names)
-            tv_value = tv["attribute_tv"]
-            attributes = {
-                "labels": "classifier predictions (threshold 0.5) on both sets",
-                "per_attribute_tv": tv["per_attribute"],
-                "p_gen": tv["p_gen"],
-                "p_real": tv["p_real"],
-                "classifier": {
-                    "resolution": classifier.resolution,
-                    "heldout_mean_auc": (classifier.report or {}).get("mean_auc"),
-                    "heldout_mean_accuracy": (classifier.report or {}).get("mean_accuracy"),
-                    "heldout_majority_accuracy": (classifier.report or {}).get(
-                        "mean_majority_accuracy"),
-                },
-            }
-            if classifier.resolution != run.resolution:
-                attributes["note"] = (
-                    f"the classifier works at {classifier.resolution} px and the faces are "
-                    f"{run.resolution} px: both sets are resized, so the comparison is fair, but "
-                    "resolution-sensitive labels (e.g. Blurry) are distorted; a classifier "
-                    f"trained at {run.resolution} px gives truer labels")
-            if real.attributes is not None:
-                names = classifier.attribute_names
-                attributes["p_real_true_labels"] = dict(zip(
-                    names, np.asarray(real.attributes, np.float64).mean(axis=0).tolist()))
-            if figures:
-                figs["attributes"] = attribute_figure(tv, out / "attributes.png").name
-        log(f"attribute marginals: mean TV {tv_value:.3f}")
-
+    report = _fidelity(ev)
+    report["memorization"] = _memorization_section(ev, memorization_q, max_train_features)
+    report.update(_modes_section(ev))
+    report.update(_attributes_section(ev, classifier))
     if figures:
         with timer("internals"):
-            from facelib.metrics.internals import internals_figure
-
-            figs["internals"] = internals_figure(run, out / "internals.png", seed=seed,
-                                                 real_image=real.images[0]).name
-
-    report = {
-        "fid": fid,
-        "kid_mean": kid_res.mean,
-        "kid_std": kid_res.std,
-        "kid_subset_size": subset,
-        **pr,
-        "memorization": memorization,
-        "attribute_tv": tv_value,
-        "attributes": attributes,
-        "birthday": birthday,
-        "ndb": ndb_out,
+            ev.figs["internals"] = internals_figure(run, out / "internals.png", seed=seed,
+                                                    real_image=real.images[0]).name
+    if info["convention"] is None:
+        ev.reasons["fid_convention"] = (f"{net.name} is not the FID Inception, so no FID resize "
+                                        "convention applies")
+    report.update({
         "n_generated": int(len(gen)),
         "n_real": int(len(real.images)),
         "feature_network": info,
+        "fid_convention": info["convention"],
         "run": str(run.path),
         "step": int(run.step),
         "checkpoint": str(run.checkpoint),
         "real_source": real.source,
         "real_set": real.description,
         "seed": seed,
-        "figures": figs,
-        "reasons": reasons,
+        "figures": ev.figs,
+        "reasons": ev.reasons,
         "timings_s": {**timer.times, "total": round(time.perf_counter() - t_start, 2)},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
-    report = _clean(report)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(render_markdown(report))
-    log(f"wrote {out / 'report.json'} and {out / 'report.md'}")
-    return report
+    })
+    return _write_report(report, out, log)
+
+
+# --------------------------------------------------------------------------------------------
+# FID between two image sets (python -m facelib fid).
+# --------------------------------------------------------------------------------------------
+
+def native_resolution(path) -> int | None:
+    """The square size a source's images have after its face/centre crop (None if unknown)."""
+    kind = source_kind(path)
+    if kind == "cache":
+        return FaceCache.open(path).resolution
+    if kind == "array":
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        return int(min(arr.shape[1], arr.shape[2])) if arr.ndim == 4 else None
+    if kind == "celeba":
+        files, crop = list_image_files(locate(path).images), "auto"
+    else:
+        files, crop = list_image_files(Path(path)), "none"
+    for f in files[:5]:
+        try:
+            img = read_image(f)
+        except ValueError:
+            continue
+        return int(crop_box(img.shape[0], img.shape[1], crop)[2])
+    return None
+
+
+def fid_between(path_a, path_b, resolution: int | None = None, weights=None,
+                batch_size: int = 50, limit: int | None = None, cache: bool = True,
+                progress: bool = False, convention: str | None = None
+                ) -> tuple[float, int, int, int]:
+    """(FID, resolution used, n_a, n_b) between two image sources with the standard network.
+
+    resolution: compare both at RxR (default: the smaller native size; never upscaled);
+    convention: 'pytorch-fid' (default), 'tensorflow' or 'clean'."""
+    net = registry.feature_network("standard", weights=weights, convention=convention, log=None,
+                                   if_missing="pass --weights FILE")
+    if resolution is None:
+        sizes = [s for s in (native_resolution(path_a), native_resolution(path_b)) if s]
+        if not sizes:
+            raise FacelibError("could not read an image size from either set; pass --resolution")
+        resolution = min(sizes)
+    feats = []
+    for path in (path_a, path_b):
+        source = load_images(path, resolution, limit=limit) if limit else path
+        feats.append(features_for(source, net, cache_dir=None if cache else False,
+                                  batch_size=batch_size, resolution=resolution,
+                                  progress=progress))
+    value = registry.compute(["fid"], *feats)["fid"]
+    return value, resolution, len(feats[0]), len(feats[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,5 +658,5 @@ def render_markdown(r: dict, figures: bool = True) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["REQUIRED_KEYS", "RealData", "attribute_figure", "evaluate_run", "feature_network",
-           "load_real_data", "ndb_figure", "network_info", "render_markdown"]
+__all__ = ["REQUIRED_KEYS", "RealData", "attribute_figure", "evaluate_run", "fid_between",
+           "load_real_data", "native_resolution", "ndb_figure", "render_markdown"]

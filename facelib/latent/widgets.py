@@ -196,7 +196,7 @@ class ExplorerView:
                 value = {None: ANY, 0: NO, 1: YES}[explorer.fixed.get(name)]
                 t = widgets.ToggleButtons(options=[ANY, NO, YES], value=value, description=name,
                                           style={"description_width": "initial",
-                                                 "button_width": "40px"})
+                                                 "button_width": "56px"})
                 t.observe(lambda change, n=name: self._on_toggle(n, change["new"]),
                           names="value")
                 self.toggles[name] = t
