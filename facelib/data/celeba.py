@@ -195,9 +195,10 @@ def _few(items: list[str], k: int = 8) -> str:
     return str(items[:k]) if len(items) <= k else f"{items[:k]} and {len(items) - k} more"
 
 
-def _annotation_lines(f, path: Path):
+def _annotation_lines(f, path: Path, too_long=None):
     """(line number, text) of the non-blank lines of an open text file, read one at a time; a
-    line longer than MAX_LINE characters is an error (it is never read whole)."""
+    line longer than MAX_LINE characters is an error (it is never read whole). ``too_long(no)``
+    builds that error for files with their own format message."""
     no = 0
     while True:
         line = f.readline(MAX_LINE + 1)
@@ -205,6 +206,8 @@ def _annotation_lines(f, path: Path):
             return
         no += 1
         if len(line) > MAX_LINE:
+            if too_long is not None:
+                raise too_long(no)
             raise _bad_file(path, no, f"the line is longer than {MAX_LINE} characters")
         if line.strip():
             yield no, line.rstrip("\n")
@@ -283,7 +286,10 @@ def parse_partition(path: str | Path) -> dict[str, int]:
     result: dict[str, int] = {}
     cap = limit("FACELIB_MAX_ANNOTATION_ROWS")
     with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in _partition_lines(f, path):
+        too_long = lambda no: FacelibError(  # noqa: E731
+            f"{path}, line {no}: longer than {MAX_LINE} characters; expected '<file> 0|1|2' "
+            "rows: fix the file or delete it to use a seeded 80/10/10 split")
+        for line_no, line in _annotation_lines(f, path, too_long):
             toks = line.split()
             if len(result) >= cap:
                 raise over_limit("FACELIB_MAX_ANNOTATION_ROWS", f"{path}: the number of rows",
@@ -297,21 +303,6 @@ def parse_partition(path: str | Path) -> dict[str, int]:
                 raise FacelibError(f"{path}, line {line_no}: file name {toks[0]} appears twice; fix the file")
             result[toks[0]] = int(toks[1])
     return result
-
-
-def _partition_lines(f, path: Path):
-    no = 0
-    while True:
-        line = f.readline(MAX_LINE + 1)
-        if not line:
-            return
-        no += 1
-        if len(line) > MAX_LINE:
-            raise FacelibError(f"{path}, line {no}: longer than {MAX_LINE} characters; expected "
-                               "'<file> 0|1|2' rows: fix the file or delete it to use a seeded "
-                               "80/10/10 split")
-        if line.strip():
-            yield no, line
 
 
 def seeded_partition(filenames, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> np.ndarray:
