@@ -6,15 +6,20 @@ answers. Every face, real or fake, goes through the same path (its PNG at native
 upscaled to ``display_size`` with one interpolation and re-encoded as PNG), so size, framing or
 resampling give nothing away; the image widget is given exactly that pixel size so the browser
 does not rescale it again. In the rapid mode the face is replaced by a noise mask after the
-exposure (backward masking, as in rapid scene categorization and HYPE); the hide is scheduled
-kernel-side, so the time on screen also includes the jitter between two front-end updates,
-typically a few ms locally and more on a remote kernel such as Colab's: fine for comparing runs,
-not a psychophysics-lab exposure.
+exposure (backward masking, as in rapid scene categorization and HYPE). By default the browser
+times it (``timing="browser"``, facelib.human.exposure, needs anywidget): the face is shown for
+a whole number of display frames closest to the exposure, the mask follows, the answer buttons
+come on once the face is masked, and each answer's record holds the exposure measured on screen
+(``screen_ms``, ``screen_frames``). ``timing="kernel"`` (and any view given a ``scheduler``)
+hides the face from the kernel instead: its time on screen then also holds the jitter between two
+front-end updates, tens of ms on a busy machine and more on a remote kernel such as Colab's.
 
 Compatible with ipywidgets 7.7 and 8: only Image (PNG bytes, width/height as strings), Button,
 HTML, Label, Text, Dropdown, IntSlider, HBox/VBox, ``observe(names="value")`` and
 ``on_click`` are used, all present with these signatures in both (checked against 7.7.1's
 widget_button.py, widget_media.py, widget_string.py, widget_selection.py, widget_int.py).
+The browser-timed face is an anywidget (ipywidgets 7 and 8, Colab included); tests/browser/
+drives all of this in Chromium.
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ import numpy as np
 import ipywidgets as widgets
 
 from facelib.errors import FacelibError
-from facelib.human.session import JudgeSession
+from facelib.human.session import AnswerLog, JudgeSession
 from facelib.human.study import MODES, Study
 
 INTERPOLATIONS = ("nearest", "linear", "cubic", "area", "lanczos")
+TIMINGS = ("auto", "browser", "kernel")
+# Browser timing: if no measurement came back this long after the exposure (the widget's script
+# did not load, the tab is hidden), the kernel masks the face and lets the judge answer.
+BROWSER_REPORT_TIMEOUT_S = 5.0
 
 
 def click(button: "widgets.Button") -> None:
@@ -95,31 +104,78 @@ def default_scheduler(delay_s: float, callback: Callable[[], None]):
     return loop.call_later(delay_s, callback)
 
 
+class _MeasuredLog(AnswerLog):
+    """A session's answer log that adds the browser's measurement of the exposure (set in
+    ``extra`` before ``JudgeSession.answer``) to the record it writes, so one line holds both."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.extra: dict[str, Any] = {}
+
+    def append(self, record: dict[str, Any]) -> None:
+        record.update(self.extra)  # in place: the record answer() returns has them too
+        self.extra = {}
+        super().append(record)
+
+
+def _exposure_screen():
+    """The browser-timed face widget class, or None where anywidget is not installed."""
+    try:
+        from facelib.human.exposure import ExposureScreen
+    except ImportError:
+        return None
+    return ExposureScreen
+
+
 class JudgeView:
     """The widget for one ``JudgeSession``; ``view.widget`` is what to display.
 
     Untimed: the next face appears as soon as the judge answers. Rapid: the judge presses
-    "Show face", the face is shown for the exposure and then masked; answers are accepted while
-    it is shown or masked. Pairwise: two faces side by side, "left/right looks more real".
-    ``scheduler(delay_s, callback)`` hides the rapid face; tests pass a fake one.
+    "Show face", the face is shown for the exposure and then masked. Timed by the browser
+    (``timing="browser"``, the default where anywidget is installed) the answer buttons come on
+    once the face is masked, and the record gets ``screen_ms``/``screen_frames``/``timing``;
+    timed by the kernel (``timing="kernel"``, or a ``scheduler`` given) answers are accepted
+    while it is shown or masked. Pairwise: two faces side by side, "left/right looks more real".
+    ``scheduler(delay_s, callback)`` hides the kernel-timed face (and is the browser timing's
+    watchdog); tests pass a fake one.
     """
 
     def __init__(self, session: JudgeSession, display_size: int = 256,
                  interpolation: str = "nearest",
-                 scheduler: Callable[[float, Callable[[], None]], Any] | None = None):
+                 scheduler: Callable[[float, Callable[[], None]], Any] | None = None,
+                 timing: str = "auto"):
         if not 32 <= int(display_size) <= 1024:
             raise FacelibError(f"display_size={display_size}: choose 32 to 1024 pixels")
         upscale(np.zeros((2, 2, 3), np.uint8), 2, interpolation)  # validates the name early
+        if timing not in TIMINGS:
+            raise FacelibError(f"timing={timing!r}: choose one of {TIMINGS}")
         self.session = session
         self.size, self.interpolation = int(display_size), interpolation
+        screen_cls = _exposure_screen() if session.mode == "rapid" and timing != "kernel" else None
+        if timing == "browser" and screen_cls is None and session.mode == "rapid":
+            raise FacelibError("timing='browser' needs anywidget: pip install anywidget (or "
+                               "use timing='kernel')")
+        if session.mode != "rapid":
+            self.timing = None
+        elif timing == "browser" or (timing == "auto" and scheduler is None and screen_cls):
+            self.timing = "browser"
+        else:
+            self.timing = "kernel"
         self.scheduler = scheduler or default_scheduler
         self._pending = None
         n_images = 2 if session.mode == "pairwise" else 1
         s = str(self.size)
         self._blank = png_bytes(fixation_image(self.size))
         self._mask = png_bytes(mask_image(self.size, seed=session.study.seed))
-        self.images = [widgets.Image(value=self._blank, format="png", width=s, height=s)
-                       for _ in range(n_images)]
+        self.screen = None  # the browser-timed face (rapid mode, timing="browser")
+        if self.timing == "browser":
+            if type(session.log) is AnswerLog:
+                session.log = _MeasuredLog(session.log.path)
+            self.screen = screen_cls(self.size, self._blank, self._mask, self._on_screen_report)
+            self.images = []
+        else:
+            self.images = [widgets.Image(value=self._blank, format="png", width=s, height=s)
+                           for _ in range(n_images)]
         labels = {"real": "Real", "fake": "Fake", "left": "Left looks more real",
                   "right": "Right looks more real"}
         self.buttons = {}
@@ -138,7 +194,7 @@ class JudgeView:
             question += f" Each face is shown for {session.exposure_ms} ms, then masked."
         self.info = widgets.HTML(value=f"<b>{html.escape(question)}</b>")
         controls = [self.next_button] if session.mode == "rapid" else []
-        self.widget = widgets.VBox([self.info, widgets.HBox(self.images),
+        self.widget = widgets.VBox([self.info, widgets.HBox(self.images or [self.screen]),
                                     widgets.HBox(list(self.buttons.values()) + controls),
                                     self.status])
         self._update_status()
@@ -154,6 +210,14 @@ class JudgeView:
         if self.session.state != "ready":
             return
         pngs = [self._face_png(i) for i in self.session.current.items]  # encode before onset
+        if self.screen is not None:  # browser timing: the answers wait for the mask
+            self.session.show()
+            token = self.session.token
+            self._set_buttons(answer=False, next_=False)
+            self.screen.show(pngs[0], token, self.session.exposure_ms)
+            self._pending = self.scheduler(self.session.exposure_s + BROWSER_REPORT_TIMEOUT_S,
+                                           lambda: self._no_screen_report(token))
+            return
         for img, png in zip(self.images, pngs):
             img.value = png
         self.session.show()
@@ -167,16 +231,42 @@ class JudgeView:
             for img in self.images:
                 img.value = self._mask
 
+    def _on_screen_report(self, report: dict) -> None:
+        """The browser masked the face: note what it measured, let the judge answer."""
+        token, screen_ms = report.get("token"), report.get("screen_ms")
+        if not isinstance(token, int) or not isinstance(screen_ms, (int, float)):
+            return
+        if self.session.hide(token):  # the first report of this trial (one per view shown)
+            self.session.log.extra = {"timing": "browser", "screen_ms": round(screen_ms, 3),
+                                      "screen_frames": report.get("frames")}
+            self._cancel_pending()
+            self._set_buttons(answer=True, next_=False)
+
+    def _no_screen_report(self, token: int) -> None:
+        """No measurement came back in time: mask from the kernel, let the judge answer."""
+        if self.session.hide(token):
+            self.session.log.extra = {"timing": "kernel", "screen_ms": None,
+                                      "screen_frames": None}
+            self.screen.mask()
+            self._set_buttons(answer=True, next_=False)
+            self.status.value = ("the browser did not report the exposure (is the tab in the "
+                                 "background?); masked by the kernel")
+
+    def _cancel_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
     def _on_answer(self, choice: str) -> None:
         try:
             self.session.answer(choice)
         except FacelibError as e:
             self.status.value = f"error: {e}"
             return
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
+        self._cancel_pending()
         self._update_status()
+        if self.screen is not None:
+            self.screen.blank()
         if self.session.state == "done":
             for img in self.images:
                 img.value = self._blank
