@@ -109,7 +109,7 @@ def main() -> None:
           f"{peak / 1e9:.1f} GFLOP/s (2048^2 fp32)")
     rows = []
     for xla in (False, True):
-        cfg = preset("colab", mixed_precision=False, jit_compile=xla, batch_size=args.batch,
+        cfg = preset("colab", precision="float32", jit_compile=xla, batch_size=args.batch,
                      ema_decay=0.999)
         gan = GAN(cfg)
         gan.compile()
@@ -118,7 +118,7 @@ def main() -> None:
         rows.append(("facelib DCGAN 64 (G 512-256-128-64)", args.batch, xla, flops, ips))
 
         g, d = keras_io_face_dcgan()
-        kcfg = preset("colab", mixed_precision=False, jit_compile=xla, batch_size=32,
+        kcfg = preset("colab", precision="float32", jit_compile=xla, batch_size=32,
                       latent_dim=128, ema_decay=0.0)
         kgan = GAN(kcfg, generator=g, discriminator=d)
         kgan.compile()

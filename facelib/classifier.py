@@ -33,6 +33,7 @@ from facelib.data.cache import FaceCache
 from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.errors import FacelibError
 from facelib.images import resize_batch, to_uint8
+from facelib.run.pretrained import is_pretrained, pretrained_path
 
 FORMAT = "facelib-attribute-classifier-v1"
 MODEL_FILE = "classifier.keras"
@@ -312,7 +313,10 @@ class AttributeClassifier:
 
     @classmethod
     def load(cls, path) -> "AttributeClassifier":
-        """Open a folder written by `save` (or its classifier.keras file)."""
+        """Open a folder written by `save` (or its classifier.keras file), or
+        ``pretrained:celeba32-attributes``, the classifier shipped with facelib."""
+        if is_pretrained(str(path)):
+            path = pretrained_path(str(path), kind="classifier")
         path = Path(path)
         if path.suffix == ".keras":
             path = path.parent

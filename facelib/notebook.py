@@ -1,7 +1,8 @@
 """What every notebook's first cells need: the profile (smoke/colab/local), Drive, GPU check,
 and a live view of training. Notebooks stay thin by calling these.
 
-CI runs every notebook with ``FACELIB_PROFILE=smoke``: tiny models on the bundled sample, on CPU.
+CI runs every notebook with ``FACELIB_PROFILE=smoke``: tiny models on the bundled sample, on CPU
+(notebooks 05-08 analyse the pretrained networks shipped with facelib unless a run was trained).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from facelib.data.cache import is_cache
 from facelib.data.prepare import prepare
 from facelib.data.sample import bundled_sample_dir
 from facelib.errors import FacelibError
-from facelib.run.folder import RunFolder
+from facelib.run import pretrained
+from facelib.run.folder import RunFolder, parse_run_spec
+
+PRETRAINED_CLASSIFIER = "celeba32-attributes"  # judges the pretrained runs' faces
 
 PROFILES = ("auto", "smoke", "colab", "local")
 
@@ -68,6 +72,48 @@ class NotebookEnv:
         if (folder / "meta.json").exists():
             return AttributeClassifier.load(folder)
         return train_attribute_classifier(cache, folder, epochs=epochs, **kwargs)
+
+    def run_or_pretrained(self, run: str | Path | None, pretrained_name: str):
+        """The run a notebook analyses: ``run`` when it is a run folder with a complete
+        checkpoint (or a ``RUN@CKPT`` / ``pretrained:NAME`` spec), else the reference network
+        facelib ships as ``pretrained_name`` (``celeba32`` or ``pretrained:celeba32``), so the
+        notebook works before (or without) training in notebooks 03/04. Prints one line saying
+        which it loaded."""
+        from facelib.run.interface import open_run  # TensorFlow: only when a run is loaded
+
+        spec = str(run) if run else ""
+        if spec and (pretrained.is_pretrained(spec) or _has_checkpoint(spec)):
+            loaded = open_run(spec)
+            print(f"run: {spec} (step {loaded.step})")
+            return loaded
+        name = (pretrained_name if pretrained.is_pretrained(pretrained_name)
+                else pretrained.PREFIX + pretrained_name)
+        loaded = open_run(name)
+        why = f"no trained run at {spec}" if spec else "no run given"
+        print(f"run: {name}, the reference network shipped with facelib ({why}; train one in "
+              "notebook 03/04 to use yours)")
+        return loaded
+
+    def classifier_for(self, run, cache, epochs: int, **kwargs):
+        """The attribute classifier that judges ``run``'s faces: for a pretrained run, the one
+        facelib ships (``pretrained:celeba32-attributes``) when it is there; otherwise
+        `classifier` on ``cache`` at the run's resolution (loaded, or trained with kwargs); None
+        (said in one line) when ``cache`` is not a prepared cache to train on."""
+        if pretrained.name_of(getattr(run, "path", "")) is not None:
+            print(f"attribute classifier: {pretrained.PREFIX}{PRETRAINED_CLASSIFIER}, shipped "
+                  "with facelib")
+            return AttributeClassifier.load(pretrained.PREFIX + PRETRAINED_CLASSIFIER)
+        if not cache or not is_cache(cache):
+            print("no classifier: attribute entries of the report will be null")
+            return None
+        return self.classifier(cache, run.resolution, epochs, **kwargs)
+
+
+def _has_checkpoint(spec: str) -> bool:
+    """True when the run folder of ``spec`` (a folder or ``RUN@CKPT``) holds a complete
+    checkpoint."""
+    folder = RunFolder(parse_run_spec(spec)[0])
+    return folder.exists() and folder.checkpoints.latest() is not None
 
 
 def in_colab() -> bool:

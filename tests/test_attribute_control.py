@@ -365,4 +365,4 @@ def test_control_cli(tiny_conditional_run, tmp_path, capsys):
     assert (out / "grid.png").exists() and "balanced control accuracy" in capsys.readouterr().out
     assert main(["control", "--run", str(tiny_conditional_run), "--classifier",
                  str(tmp_path / "nope"), "--n", "4", "--out", str(out)]) == 2
-    assert "no classifier at" in capsys.readouterr().err
+    assert "attribute classifier" in (err := capsys.readouterr().err) and "nope" in err

@@ -44,3 +44,19 @@ def test_replace_validates():
     assert cfg.replace(steps=7).steps == 7
     with pytest.raises(FacelibError, match="'steps'"):
         cfg.replace(steps=-1)
+
+
+def test_precision_reads_the_legacy_mixed_precision_switch_once():
+    from facelib.config import Config
+
+    old = Config.from_dict({"mixed_precision": True})  # a config.json from before `precision`
+    assert old.precision == "mixed_float16" and old.mixed_precision is False
+    assert Config.from_dict(old.to_dict()) == old  # round trip is stable
+    assert preset("colab").precision == "mixed_float16"
+    # the stale switch never overrules an explicit choice
+    assert preset("colab", precision="float32").precision == "float32"
+    assert old.replace(precision="mixed_bfloat16").precision == "mixed_bfloat16"
+    with pytest.raises(FacelibError, match="precision.*mixed_bfloat16"):
+        preset("cpu", precision="bf16")
+    with pytest.raises(FacelibError, match="architecture.*resnet"):
+        preset("cpu", architecture="stylegan")

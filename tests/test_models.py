@@ -24,7 +24,7 @@ def test_shapes_and_ranges(resolution, conditional):
 def test_radford_layout_channels_shrink_as_resolution_grows():
     from facelib.models.dcgan import build_discriminator, build_generator
 
-    cfg = preset("colab", mixed_precision=False)
+    cfg = preset("colab", precision="float32")
     g_out = [w.shape[-2] for w in build_generator(cfg).weights if "up" in w.path and "kernel" in w.path]
     assert g_out == [256, 128, 64]  # after the 512-channel 4x4 projection
     d_out = [w.shape[-1] for w in build_discriminator(cfg).weights
@@ -48,3 +48,66 @@ def test_conditional_discriminator_depends_on_attributes():
     a = np.asarray(d([x, np.zeros((2, 40), "float32")]))
     b = np.asarray(d([x, np.ones((2, 40), "float32")]))
     assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_residual_networks_shapes_ranges_and_shared_layer_names(resolution, conditional):
+    from facelib.models import build_discriminator, build_generator
+
+    cfg = preset("smoke", architecture="resnet", spectral_norm=True, loss="hinge",
+                 resolution=resolution, conditional=conditional, g_width=32, d_width=32)
+    g, d = build_generator(cfg), build_discriminator(cfg)
+    assert g.name == "generator" and {"project", "to_rgb", "tanh"} <= {l.name for l in g.layers}
+    z = np.random.default_rng(0).standard_normal((3, cfg.latent_dim)).astype("float32")
+    y = np.zeros((3, 40), "float32")
+    x = np.asarray(g([z, y] if conditional else z))
+    assert x.shape == (3, resolution, resolution, 3)
+    assert np.isfinite(x).all() and x.min() >= -1 and x.max() <= 1
+    assert np.abs(x[0] - x[1]).max() > 1e-3  # z reaches the pixels
+    logits = np.asarray(d([x, y] if conditional else x))
+    assert logits.shape == (3, 1) and logits.dtype == np.float32
+    if conditional:  # the projection head reads the attributes
+        assert not np.allclose(logits, np.asarray(d([x, np.ones((3, 40), "float32")])))
+
+
+def test_residual_layout_channels_and_spectral_norm_everywhere_in_d():
+    from facelib.models import build_discriminator, build_generator
+
+    cfg = preset("smoke", architecture="resnet", spectral_norm=True, resolution=64, g_width=128,
+                 d_width=64)
+    convs = [w.shape[-1] for w in build_generator(cfg).weights
+             if w.path.endswith("conv2/kernel")]
+    assert convs == [128, 128, 128, 64]  # halved only past the third block
+    d = build_discriminator(cfg)
+    wrapped = [l for l in d.layers if "SpectralNormalization" in type(l).__name__]
+    plain = [l for l in d.layers if type(l).__name__ in ("Conv2D", "Dense")]
+    assert len(wrapped) == 3 * 3 + 2 * 2 + 1 and not plain  # 3 down (2 conv + skip), 2 plain, logit
+    assert not any("BatchNormalization" in type(l).__name__ for l in d.layers)
+
+
+def test_architecture_is_chosen_by_config():
+    from facelib.models import build_generator
+
+    dcgan = build_generator(preset("smoke"))
+    resnet = build_generator(preset("smoke", architecture="resnet"))
+    assert any(l.name == "up0" and "Transpose" in type(l).__name__ for l in dcgan.layers)
+    assert any(l.name == "up0_conv1" for l in resnet.layers)
+    assert not any(l.name == "up0_conv1" for l in dcgan.layers)
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+def test_spectral_norm_networks_start_alike_for_one_seed_and_differ_across_seeds(architecture):
+    """Keras draws SpectralNormalization's power-iteration vector unseeded; facelib draws it
+    from config.seed, so a run and its resumed twin start (and stay) identical."""
+    from facelib.models import build_discriminator
+
+    cfg = preset("smoke", architecture=architecture, spectral_norm=True, loss="hinge")
+    a, b = build_discriminator(cfg), build_discriminator(cfg)
+    c = build_discriminator(cfg.replace(seed=1))
+    u = [w.path for w in a.weights if "vector_u" in w.path]
+    assert u  # the networks do have power-iteration vectors
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(np.asarray(wa), np.asarray(wb))
+    assert any(not np.array_equal(np.asarray(wa), np.asarray(wc))
+               for wa, wc in zip(a.weights, c.weights) if "vector_u" in wa.path)

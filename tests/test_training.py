@@ -70,6 +70,8 @@ def test_generate_is_seeded(tiny_run):
 @pytest.mark.parametrize("options", [
     dict(),
     dict(loss="wgan-gp", augment="diffaugment", conditional=True),
+    dict(architecture="resnet", spectral_norm=True, loss="hinge", ema_rampup=True,
+         augment="diffaugment", g_width=32, d_width=32, conditional=True, attribute_loss=1.0),
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
@@ -208,3 +210,126 @@ def test_a_run_from_another_architecture_gives_a_clear_error(tiny_run, tmp_path)
     (run / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(FacelibError, match="older architecture"):
         load_run(run)
+
+
+def test_ema_rampup_follows_the_generator_early_then_the_set_decay():
+    """Known answer: at step s the EMA decay is min(ema_decay, (1 + s) / (10 + s))."""
+    import tensorflow as tf
+
+    from facelib.training.gan import GAN
+
+    gan = GAN(preset("smoke", ema_decay=0.99, ema_rampup=True))
+    gan.compile()
+    for step, decay in ((0, 0.1), (5, 6 / 15), (10_000, 0.99)):
+        gan.step.assign(step)
+        for e, g in zip(gan.ema_generator.trainable_variables, gan.generator.trainable_variables):
+            e.assign(tf.zeros_like(e))
+            g.assign(tf.ones_like(g))
+        gan._update_ema()
+        value = float(np.asarray(gan.ema_generator.trainable_variables[0]).ravel()[0])
+        assert value == pytest.approx(1.0 - decay, rel=1e-5), step
+    off = GAN(preset("smoke", ema_decay=0.99))
+    off.compile()
+    for e, g in zip(off.ema_generator.trainable_variables, off.generator.trainable_variables):
+        e.assign(tf.zeros_like(e))
+        g.assign(tf.ones_like(g))
+    off._update_ema()  # step 0, no ramp: the set decay
+    assert float(np.asarray(off.ema_generator.trainable_variables[0]).ravel()[0]) == \
+        pytest.approx(0.01, rel=1e-5)
+
+
+def test_diffaugment_draws_stay_in_range_for_bfloat16_images():
+    """bfloat16 rounds a draw of 0.999 up to 1.0; the shifts must still index inside the image."""
+    import tensorflow as tf
+
+    from facelib.training.augment import diff_augment, n_draws
+
+    policy = ("color", "translation", "cutout")
+    x = tf.cast(tf.random.uniform((6, 32, 32, 3), -1, 1, seed=1), tf.bfloat16)
+    u = tf.constant(np.full((6, n_draws(policy)), 0.9999, np.float32))
+    out = diff_augment(x, policy, u)
+    assert out.dtype == tf.bfloat16 and out.shape == x.shape
+    assert np.isfinite(np.asarray(tf.cast(out, tf.float32))).all()
+    moved = diff_augment(x, ("translation",), u[:, :2])
+    ref = diff_augment(tf.cast(x, tf.float32), ("translation",), u[:, :2])
+    np.testing.assert_array_equal(np.asarray(tf.cast(moved, tf.float32)), np.asarray(ref))
+
+
+@pytest.mark.slow
+def test_bfloat16_training_moves_the_losses_and_saves_float32_weights(cache32, tmp_path):
+    from facelib import load_run
+    from facelib.run.train import train
+
+    cfg = preset("cpu-conditional", g_width=32, d_width=32, batch_size=16, steps=6,
+                 checkpoint_every=6, log_every=3, precision="mixed_bfloat16")
+    result = train(cfg, tmp_path / "bf16", data=cache32, verbose=0)
+    assert result.step == 6 and np.isfinite(list(result.logs.values())).all()
+    run = load_run(tmp_path / "bf16")
+    assert all(w.dtype == "float32" for w in run.generator.weights)
+    assert run.generate(2, seed=0).shape == (2, 32, 32, 3)
+
+
+def test_time_budget_marks_in_order_then_stops(cache32, tmp_path):
+    from facelib.run.folder import RunFolder
+    from facelib.run.train import train
+    from facelib.training.callbacks import TimeBudget
+
+    seen = []
+    budget = TimeBudget([1e-9, 2e-9], lambda s, gan: seen.append((s, int(gan.step.numpy()))))
+    result = train(preset("smoke", steps=50), tmp_path / "b", data=cache32, callbacks=[budget],
+                   verbose=0)
+    # both marks pass after the first step; training stops there, checkpointed as at the end
+    assert [s for s, _ in seen] == [1e-9, 2e-9] and seen[0][1] == 1
+    assert result.step == 1 and budget.reached == [(1e-9, 1), (2e-9, 1)]
+    assert RunFolder(tmp_path / "b").checkpoints.latest() is not None
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudget([0])
+    with pytest.raises(ValueError, match="clock"):
+        TimeBudget([1], clock="gpu")
+
+
+def test_train_minutes_stops_early_and_resume_continues(cache32, tmp_path):
+    from facelib.run.train import train
+
+    cfg = preset("smoke", steps=10_000, checkpoint_every=10_000)
+    first = train(cfg, tmp_path / "m", data=cache32, verbose=0, minutes=1e-6)
+    assert 1 <= first.step < 10_000 and first.checkpoint is not None
+    more = train(cfg.replace(steps=first.step + 3), tmp_path / "m", data=cache32, resume=True,
+                 verbose=0)
+    assert more.step == first.step + 3
+    with pytest.raises(Exception, match="positive"):
+        train(cfg, tmp_path / "n", data=cache32, verbose=0, minutes=0)
+
+
+def test_attribute_loss_trains_d_to_read_attributes_of_real_faces(cache32):
+    """AC-GAN's head: after a few steps on real faces, D's attribute logits predict the
+    labels of training faces better than they did at the start (its loss falls)."""
+    import tensorflow as tf
+
+    from facelib.data.cache import FaceCache
+    from facelib.training.gan import GAN
+
+    cache = FaceCache.open(cache32)
+    idx = cache.indices("train")[:32]
+    x = tf.constant(np.asarray(cache.images[idx], np.float32) / 127.5 - 1.0)
+    y = tf.constant(np.asarray(cache.attributes[idx], np.float32))
+    cfg = preset("smoke", conditional=True, attribute_loss=1.0, batch_size=32, d_lr=5e-3)
+    gan = GAN(cfg)
+    gan.compile()
+    assert gan.discriminator.output.shape[-1] == 41  # logit, then 40 attribute logits
+
+    def loss():
+        return float(np.mean(gan._attribute_loss(gan.discriminator([x, y]), y)))
+
+    before = loss()
+    history = gan.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=30,
+                      epochs=1, verbose=0)
+    assert "attribute_loss" in history.history
+    assert loss() < 0.85 * before  # chance: ln 2 = 0.693; the label priors alone: about 0.45
+
+
+def test_attribute_loss_needs_a_conditional_run():
+    from facelib.errors import FacelibError
+
+    with pytest.raises(FacelibError, match="attribute_loss.*conditional=true"):
+        preset("smoke", attribute_loss=1.0)

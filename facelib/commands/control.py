@@ -47,10 +47,7 @@ def run(args) -> int:
     if not run.conditional:
         raise FacelibError(f"{args.run} is an unconditional run: `control` needs a run trained "
                            "with --conditional")
-    if not Path(args.classifier).exists():
-        raise FacelibError(f"no classifier at {args.classifier}: train one with "
-                           "facelib.classifier.train_attribute_classifier(cache, out_dir)")
-    classifier = AttributeClassifier.load(args.classifier)
+    classifier = AttributeClassifier.load(args.classifier)  # a clear error when there is none
     real = None
     if not args.no_real:
         real = args.real or run.training_data()

@@ -6,7 +6,8 @@ import dataclasses
 import time
 import typing
 
-HELP = "train a DCGAN (or --conditional attribute GAN) into a run folder; --resume continues it"
+HELP = ("train a GAN (DCGAN or residual; --conditional for attributes) into a run folder; "
+        "--resume continues it")
 
 
 def add_arguments(p) -> None:
@@ -23,9 +24,17 @@ def add_arguments(p) -> None:
     p.add_argument("--conditional", action="store_true", default=None,
                    help="condition on the 40 CelebA attributes (projection discriminator)")
     p.add_argument("--spectral-norm", action="store_true", default=None)
-    p.add_argument("--mixed-precision", action="store_true", default=None, help="fp16 on GPUs")
+    p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                   help="mixed_float16 on GPUs; mixed_bfloat16 on TPUs and CPUs with bfloat16 "
+                   "units (AMX, AVX512-BF16)")
+    p.add_argument("--mixed-precision", action="store_const", const="mixed_float16",
+                   dest="precision", help="the same as --precision mixed_float16")
+    p.add_argument("--architecture", choices=("dcgan", "resnet"))
     p.add_argument("--xla", action="store_true", default=None, help="jit_compile the train step")
     p.add_argument("--seed", type=int)
+    p.add_argument("--minutes", type=float,
+                   help="stop after this many minutes of training (wall clock), checkpointed as "
+                   "at the end; --resume continues (e.g. to fit a Colab session)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override any config field, e.g. --set g_lr=1e-4 (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
@@ -64,7 +73,8 @@ def overrides(args) -> dict:
     """Config fields set on the command line (named flags and --set)."""
     flags = {"steps": args.steps, "batch_size": args.batch_size, "resolution": args.resolution,
              "loss": args.loss, "augment": args.augment, "conditional": args.conditional,
-             "spectral_norm": args.spectral_norm, "mixed_precision": args.mixed_precision,
+             "spectral_norm": args.spectral_norm, "precision": args.precision,
+             "architecture": args.architecture,
              "jit_compile": args.xla, "seed": args.seed}
     out = {k: v for k, v in flags.items() if v is not None}
     out.update(_parse_sets(args.set))
@@ -78,6 +88,12 @@ def run(args) -> int:
     from facelib.run.folder import RunFolder
     from facelib.run.train import train
 
+    from facelib.errors import FacelibError
+    from facelib.run.pretrained import is_pretrained
+
+    if is_pretrained(args.run):
+        raise FacelibError(f"--run {args.run}: a pretrained network is read-only (it ships "
+                           "without optimizer state); train into a new --run folder")
     folder = RunFolder(args.run or f"runs/{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = folder.path
     if args.resume and folder.exists():
@@ -87,7 +103,7 @@ def run(args) -> int:
         config = preset(args.preset, **overrides(args))
     print(f"run folder: {run_dir}", flush=True)
     result = train(config, run_dir, data=args.data, resume=args.resume,
-                   verbose=2 if args.quiet else "auto")
+                   verbose=2 if args.quiet else "auto", minutes=args.minutes)
     print(f"trained to step {result.step}")
     print(f"samples:    {folder.latest_sample}")
     print(f"checkpoint: {result.checkpoint}")

@@ -7,6 +7,7 @@ inversion of real photos, and the checks that photos are aligned face crops.
     d = compute_attribute_directions(run, classifier, ["Smiling", "Male"])
     r = invert_file(run, "face.jpg")
     edited = run.synthesize(move(r.z, d["Smiling"], 2.0), r.attrs)
+    smiling = edit_attributes(run, r, {"Smiling": 1})  # conditional runs: same z, Smiling on
 """
 
 from facelib.latent.align import load_face
@@ -16,6 +17,7 @@ from facelib.latent.directions import (
     format_entanglement, load_directions, move, orthogonalize, principal_directions,
     save_directions,
 )
+from facelib.latent.editing import edit_attributes, set_attributes
 from facelib.latent.interpolate import (
     interpolate, interpolation_gif, interpolation_grid, interpolation_images, lerp, slerp,
     write_gif,
@@ -27,11 +29,11 @@ from facelib.latent.inversion import (
 
 __all__ = [
     "DirectionSet", "EntanglementRow", "InversionResult", "available_directions",
-    "compute_attribute_directions", "conditional_direction", "direction_grid", "encode",
-    "entanglement",
+    "compute_attribute_directions", "conditional_direction", "direction_grid",
+    "edit_attributes", "encode", "entanglement",
     "evaluate_inversion", "find_saved_direction", "fit_direction",
     "format_entanglement", "interpolate", "interpolation_gif", "interpolation_grid",
     "interpolation_images", "invert", "invert_file", "lerp", "load_directions", "load_encoder",
     "load_face", "move", "orthogonalize", "principal_directions", "reconstruction_errors",
-    "save_directions", "slerp", "train_encoder", "write_gif",
+    "save_directions", "set_attributes", "slerp", "train_encoder", "write_gif",
 ]

@@ -7,7 +7,7 @@ minimises, per image,
         + norm_weight * (|z|^2 / d - 1)^2
 
 pixel: mean squared (or absolute) error in [-1, 1]. features: a perceptual-ish term from the
-run's own discriminator: its intermediate activations (every LeakyReLU), each layer's squared
+run's own discriminator: its intermediate activations (every (Leaky)ReLU), each layer's squared
 error relative to the target's energy. LPIPS would be the standard choice but needs pretrained
 weights that are not available offline; ``features="fixed"`` uses a small fixed network (an image
 pyramid and its Sobel gradients) when the discriminator is unwanted. The norm term keeps z near
@@ -69,7 +69,9 @@ def discriminator_features(run):
     d = run.discriminator()
     if d is None:
         return None
-    outs = [layer.output for layer in d.layers if isinstance(layer, keras.layers.LeakyReLU)]
+    # The nonlinearities' outputs: LeakyReLU in the DCGAN, ReLU in the residual net.
+    outs = [layer.output for layer in d.layers
+            if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ReLU))]
     images = d.inputs[0]
     return keras.Model(images, outs, name="discriminator_features")
 

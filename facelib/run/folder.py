@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from facelib.config import Config
 from facelib.errors import FacelibError
+from facelib.run.pretrained import is_pretrained, pretrained_path
 from facelib.run.checkpoints import CheckpointManager
 
 CHECKPOINT_NAMES = ("latest", "best")
@@ -197,13 +199,48 @@ class RunFolder:
         """The complete step-NNNNNNNN checkpoints, oldest first."""
         return self.checkpoints.complete()
 
+    def export(self, dest: str | Path, checkpoint: str = "latest", description: str = "") -> Path:
+        """Write a shippable copy of this run (what ``pretrained:`` networks are): its config,
+        data record, attribute prior, the chosen checkpoint's EMA generator and discriminator
+        (no optimizer state: the copy does not resume), the KID rows of its metrics log and its
+        latest sample grid. The checkpoint manifest keeps the entries of the files kept."""
+        self.require()
+        ckpt = self.checkpoint(checkpoint)
+        self.checkpoints.verify(ckpt, generator_only=True)
+        dest = Path(dest)
+        if dest.exists():
+            shutil.rmtree(dest)
+        copy = RunFolder(dest)
+        (copy.checkpoints.directory / ckpt.name).mkdir(parents=True)
+        shutil.copy2(self.config_path, copy.config_path)
+        shutil.copy2(self.prior_path, copy.prior_path)
+        info = self.read_data_info() or {}
+        info = {**info, "path": "(not shipped) the cache it was trained on",
+                **({"description": description} if description else {})}
+        copy.data_path.write_text(json.dumps(info, indent=2) + "\n")
+        if self.latest_sample.is_file():
+            copy.samples_dir.mkdir(parents=True)
+            shutil.copy2(self.latest_sample, copy.latest_sample)
+        keep = ("ema_generator.weights.h5", "discriminator.weights.h5", "state.json")
+        manifest = json.loads((ckpt / "COMPLETE").read_text())
+        for name in keep:
+            shutil.copy2(ckpt / name, copy.checkpoints.directory / ckpt.name / name)
+        manifest["files"] = {k: v for k, v in manifest["files"].items() if k in keep}
+        (copy.checkpoints.directory / ckpt.name / "COMPLETE").write_text(
+            json.dumps(manifest, indent=1) + "\n")
+        for row in self.read_metrics():
+            if "kid" in row:
+                copy.append_metrics(row)
+        return dest
+
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 
 
 def parse_run_spec(spec: str | Path) -> tuple[Path, str]:
     """``RUN`` or ``RUN@CKPT`` -> (run folder, checkpoint name). CKPT is latest, best, a
-    step-NNNNNNNN folder name or a checkpoint path; the default is latest."""
+    step-NNNNNNNN folder name or a checkpoint path; the default is latest. RUN may be
+    ``pretrained:NAME``, a reference generator shipped with facelib (``facelib.run.pretrained``)."""
     text = str(spec)
     if not text:
         raise FacelibError("empty run spec: give a run folder, optionally RUN@latest, RUN@best or "
@@ -218,6 +255,8 @@ def parse_run_spec(spec: str | Path) -> tuple[Path, str]:
                            "(latest, best or step-NNNNNNNN)")
     if sep and not path:
         raise FacelibError(f"run spec {text!r} has no run folder before '@'")
+    if is_pretrained(path):
+        return pretrained_path(path, kind="run"), checkpoint or "latest"
     return Path(path), checkpoint or "latest"
 
 

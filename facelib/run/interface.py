@@ -24,7 +24,7 @@ from facelib.config import Config
 from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.errors import FacelibError
 from facelib.images import to_uint8
-from facelib.models.dcgan import build_discriminator, build_generator
+from facelib.models import build_discriminator, build_generator
 from facelib.run.checkpoints import DamagedCheckpoint
 from facelib.run.folder import RunFolder, parse_run_spec
 

@@ -22,9 +22,9 @@ from facelib.data.pipeline import downsample_factor, make_dataset, steps_per_epo
 from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
 from facelib.images import resize_batch
-from facelib.models.dcgan import build_generator
+from facelib.models import build_generator
 from facelib.run.folder import RunFolder
-from facelib.training.callbacks import Checkpointer, MetricsLog, SampleGrid
+from facelib.training.callbacks import Checkpointer, MetricsLog, SampleGrid, TimeBudget
 from facelib.training.gan import GAN
 from facelib.training.kid_callback import KIDCallback
 
@@ -120,11 +120,14 @@ def kid_callback_for_cache(cache: FaceCache, folder: RunFolder, every: int, n: i
 
 def train(config: Config | None, run_dir: str | Path, data: str | Path | None = None,
           resume: bool = False, strategy: tf.distribute.Strategy | None = None,
-          callbacks: list | None = None, verbose: int | str = "auto") -> TrainResult:
+          callbacks: list | None = None, verbose: int | str = "auto",
+          minutes: float | None = None) -> TrainResult:
     """Train (or resume) a GAN into ``run_dir``.
 
     data: a prepared cache folder (``python -m facelib prepare``); None uses the bundled
     500-face sample, prepared at the config's resolution on first use.
+    minutes: stop after this many minutes of training (wall clock), at whatever step, with the
+    checkpoint and generator written as at the end (``--resume`` continues from there).
     """
     folder = RunFolder(run_dir)
     run_dir = folder.path
@@ -167,8 +170,8 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
 
     strategy = strategy or default_strategy()
     previous_policy = keras.config.dtype_policy()
-    if config.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
+    if config.precision != "float32":
+        keras.config.set_dtype_policy(config.precision)
     try:
         with strategy.scope():
             gan = GAN(config)
@@ -197,6 +200,10 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
                                         write_graph=False, profile_batch=0),
             *(callbacks or []),
         ]
+        if minutes is not None:
+            if not minutes > 0:
+                raise FacelibError(f"minutes={minutes}: give a positive number of minutes")
+            all_callbacks.append(TimeBudget(60.0 * minutes, clock="wall"))
         if config.kid_every:
             # Built before fit, so missing Inception weights fail before any training; placed
             # before TensorBoard so that logs["kid"] reaches it.

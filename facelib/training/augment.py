@@ -18,6 +18,7 @@ def n_draws(policy) -> int:
 
 
 def _color(x, u):
+    u = tf.cast(u, x.dtype)
     b = u[:, 0:1] - 0.5  # brightness shift in [-0.5, 0.5)
     s = u[:, 1:2] * 2.0  # saturation scale in [0, 2)
     c = u[:, 2:3] + 0.5  # contrast scale in [0.5, 1.5)
@@ -46,10 +47,10 @@ def _cutout(x, u, ratio=0.5):
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     cy = tf.floor(u[:, 0] * (h + 1 - ch % 2))  # as DiffAugment: centre anywhere, box clipped
     cx = tf.floor(u[:, 1] * (w + 1 - cw % 2))
-    y0 = tf.cast(cy, x.dtype)[:, None, None] - ch // 2
-    x0 = tf.cast(cx, x.dtype)[:, None, None] - cw // 2
-    ys = tf.range(h, dtype=x.dtype)[None, :, None]
-    xs = tf.range(w, dtype=x.dtype)[None, None, :]
+    y0 = cy[:, None, None] - ch // 2
+    x0 = cx[:, None, None] - cw // 2
+    ys = tf.range(h, dtype=cy.dtype)[None, :, None]
+    xs = tf.range(w, dtype=cx.dtype)[None, None, :]
     inside = (ys >= y0) & (ys < y0 + ch) & (xs >= x0) & (xs < x0 + cw)
     return x * tf.cast(~inside, x.dtype)[..., None]
 
@@ -58,8 +59,11 @@ OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
 def diff_augment(x, policy, uniforms):
-    """Apply the ops of ``policy`` in order; ``uniforms``: (B, n_draws(policy)) in [0, 1)."""
-    uniforms = tf.cast(uniforms, x.dtype)
+    """Apply the ops of ``policy`` in order; ``uniforms``: (B, n_draws(policy)) in [0, 1).
+
+    The draws stay float32 whatever the images' dtype: in bfloat16 (8 significant bits) a
+    draw near 1 rounds up to 1 and a shift would index outside the padded image."""
+    uniforms = tf.cast(uniforms, tf.float32)
     i = 0
     for op in policy:
         k = DRAWS[op]

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from facelib.config import Config
-from facelib.models.dcgan import build_discriminator, build_generator
+from facelib.models import build_discriminator, build_generator
 from facelib.training import augment
 from facelib.training.losses import LOSSES, gradient_penalty
 
@@ -48,6 +48,8 @@ class GAN(keras.Model):
         self._d_loss_fn, self._g_loss_fn = LOSSES[config.loss]
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("d_loss", "g_loss", "real_logit", "fake_logit")}
+        if config.attribute_loss > 0:
+            self.trackers["attribute_loss"] = keras.metrics.Mean(name="attribute_loss")
         if config.loss == "wgan-gp":
             self.trackers["gradient_penalty"] = keras.metrics.Mean(name="gradient_penalty")
         # The sub-networks are built functional models; fit() need not trace call() to build.
@@ -62,7 +64,8 @@ class GAN(keras.Model):
         cfg = self.config
         d_optimizer = d_optimizer or keras.optimizers.Adam(cfg.d_lr, cfg.beta1, cfg.beta2)
         g_optimizer = g_optimizer or keras.optimizers.Adam(cfg.g_lr, cfg.beta1, cfg.beta2)
-        if cfg.mixed_precision:
+        if cfg.precision == "mixed_float16":
+            # float16 only (bfloat16 has float32's exponent range and needs no loss scale).
             # One loss scale per network: their gradients have very different magnitudes.
             if not isinstance(d_optimizer, keras.optimizers.LossScaleOptimizer):
                 d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
@@ -134,13 +137,16 @@ class GAN(keras.Model):
                 real_logits = tf.cast(self.discriminator(self._inputs(real_in, attrs), training=True), tf.float32)
                 fake_logits = tf.cast(self.discriminator(self._inputs(fake_in, attrs), training=True), tf.float32)
                 per_example = self._d_loss_fn(real_logits[:, 0], fake_logits[:, 0])
+                if cfg.attribute_loss > 0:  # AC-GAN: D reads the attributes of real faces
+                    attr_loss = self._attribute_loss(real_logits, attrs)
+                    per_example = per_example + cfg.attribute_loss * attr_loss
                 if cfg.loss == "wgan-gp":
                     alpha = self._draw("uniform", _GP_ALPHA + salt, b, 1)
                     gp = gradient_penalty(self.discriminator, real_in, fake_in, alpha,
                                           attrs if cfg.conditional else None)
                     per_example = per_example + cfg.gp_weight * gp
                 d_loss = average(per_example)
-                scaled = self.d_optimizer.scale_loss(d_loss) if cfg.mixed_precision else d_loss
+                scaled = self.d_optimizer.scale_loss(d_loss) if cfg.precision == "mixed_float16" else d_loss
             grads = tape.gradient(scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(grads, d_vars))
 
@@ -149,8 +155,11 @@ class GAN(keras.Model):
             fake = self.generator(self._inputs(z, attrs), training=True)
             fake_in = self._augment(tf.cast(fake, real.dtype), _G_AUG)
             logits = tf.cast(self.discriminator(self._inputs(fake_in, attrs), training=True), tf.float32)
-            g_loss = average(self._g_loss_fn(logits[:, 0]))
-            scaled = self.g_optimizer.scale_loss(g_loss) if cfg.mixed_precision else g_loss
+            per_example = self._g_loss_fn(logits[:, 0])
+            if cfg.attribute_loss > 0:  # ... and G makes them readable on its faces
+                per_example = per_example + cfg.attribute_loss * self._attribute_loss(logits, attrs)
+            g_loss = average(per_example)
+            scaled = self.g_optimizer.scale_loss(g_loss) if cfg.precision == "mixed_float16" else g_loss
         grads = tape.gradient(scaled, g_vars)
         self.g_optimizer.apply_gradients(zip(grads, g_vars))
 
@@ -164,12 +173,25 @@ class GAN(keras.Model):
         self.trackers["g_loss"].update_state(g_loss * replicas)
         self.trackers["real_logit"].update_state(tf.reduce_mean(real_logits))
         self.trackers["fake_logit"].update_state(tf.reduce_mean(fake_logits))
+        if cfg.attribute_loss > 0:
+            self.trackers["attribute_loss"].update_state(tf.reduce_mean(attr_loss))
         if cfg.loss == "wgan-gp":
             self.trackers["gradient_penalty"].update_state(tf.reduce_mean(gp))
         return {name: t.result() for name, t in self.trackers.items()}
 
+    @staticmethod
+    def _attribute_loss(logits, attrs):
+        """Per example: binary cross-entropy of D's attribute head, mean over attributes."""
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=attrs, logits=logits[:, 1:]), axis=1)
+
     def _update_ema(self):
-        decay = self.config.ema_decay
+        decay = tf.constant(self.config.ema_decay, tf.float32)
+        if self.config.ema_rampup:
+            # Early on the EMA would average mostly the random initialisation; this ramp (as in
+            # TF's ExponentialMovingAverage with num_updates) follows G closely at first.
+            step = tf.cast(self.step, tf.float32)
+            decay = tf.minimum(decay, (1.0 + step) / (10.0 + step))
         pairs = [(e.value, g.value) for e, g in zip(self.ema_generator.trainable_variables,
                                                      self.generator.trainable_variables)]
         # BatchNorm statistics are copied, not averaged.
@@ -179,7 +201,8 @@ class GAN(keras.Model):
         def update(strategy, pairs, copies):
             for ema, var in pairs:
                 strategy.extended.update(
-                    ema, lambda e, v: e.assign(decay * e + (1.0 - decay) * tf.cast(v, e.dtype)),
+                    ema, lambda e, v: e.assign(tf.cast(decay, e.dtype) * e
+                                               + tf.cast(1.0 - decay, e.dtype) * tf.cast(v, e.dtype)),
                     args=(var,), group=False)
             for ema, var in copies:
                 strategy.extended.update(ema, lambda e, v: e.assign(tf.cast(v, e.dtype)),

@@ -50,7 +50,7 @@ def gradient_penalty(critic, real, fake, alpha, extra_inputs=None):
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         inputs = x_hat if extra_inputs is None else [x_hat, extra_inputs]
-        logits = tf.cast(critic(inputs, training=True), tf.float32)
+        logits = tf.cast(critic(inputs, training=True), tf.float32)[:, :1]
     grads = tf.cast(tape.gradient(logits, x_hat), tf.float32)
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
     return tf.square(norms - 1.0)

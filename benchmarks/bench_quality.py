@@ -1,0 +1,263 @@
+"""Quality against CPU time: candidate recipes trained for the same budgets, measured on faces
+none of them saw.
+
+Each candidate trains in its own process on the cache's train split; at every budget mark
+(minutes on `--cores` fully used cores, counted as the process's own CPU time so that
+candidates sharing the machine are charged only for what they use) its EMA generator is
+exported. Then every snapshot draws `--n` faces, measured against `--n` held-out faces (the
+cache's valid+test split) with the FID Inception: KID, FID (beside the real-vs-real floor: n
+training faces against the same held-out faces), precision, recall (k=3), density and coverage
+(k=5). Writes OUT/quality.json, OUT/quality.md (the table) and OUT/quality.png (the plot);
+`--report` renames them.
+
+    python -m facelib prepare ../shared/data/celeba-8k caches/celeba8k-64 --resolution 64
+    python benchmarks/bench_quality.py --data caches/celeba8k-64 --out bench-quality \
+        --budgets 5,10,20,40 --resolution 32 --parallel 2
+
+Candidates (`--candidates`, comma-separated; default all): see CANDIDATES. A finished
+candidate (its snapshots present) is not retrained; delete OUT/NAME to redo it. `--runs` adds
+finished runs (e.g. `pretrained:celeba32`) to the table, measured on the same held-out faces;
+`--evaluate-only --candidates ''` measures only those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+
+
+def _bf16() -> str:
+    """mixed_bfloat16 where the CPU has bfloat16 units (else bf16 is emulated and slower)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+
+
+SN_HINGE = {"spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0,
+            "beta2": 0.9, "ema_decay": 0.999, "ema_rampup": True, "precision": "auto"}
+
+# name -> (preset, overrides). Every candidate is a facelib preset plus fields, so a winner is
+# reproduced with `python -m facelib train --preset P --set FIELD=VALUE ...`.
+CANDIDATES = {
+    # today's CPU preset: a small DCGAN with DiffAugment
+    "cpu": ("cpu", {}),
+    # Radford et al.'s DCGAN at the same resolution: widths 512-256-128, batch 128, no augmentation
+    "radford": ("colab", {"precision": "float32", "jit_compile": False}),
+    # spectral norm, hinge, two time-scale learning rates, EMA with ramp-up, bfloat16 where the
+    # CPU has it: cpu-conditional's recipe without the attributes
+    "sn-hinge": ("cpu", SN_HINGE),
+    # the same on SNGAN's residual nets (widths 64: a step costs 3x the DCGAN's)
+    "resnet": ("cpu", {**SN_HINGE, "architecture": "resnet", "g_width": 64, "d_width": 64}),
+}
+
+
+def _config(name: str, resolution: int):
+    from facelib.config import preset
+
+    base, overrides = CANDIDATES[name]
+    fields = {"resolution": resolution, "steps": 10 ** 8, "checkpoint_every": 10 ** 8,
+              "epoch_steps": 500, "kid_every": 0, **overrides}
+    if fields.get("precision") == "auto":
+        fields["precision"] = _bf16()
+    return preset(base, **fields)
+
+
+def _snapshot_path(out: Path, name: str, minutes: float) -> Path:
+    return out / name / f"generator-{minutes:g}min.keras"
+
+
+def worker(args) -> None:
+    """Train one candidate, exporting its EMA generator at each budget mark."""
+    from facelib.run.train import export_generator, train
+    from facelib.training.callbacks import TimeBudget
+
+    out = Path(args.out)
+    budgets = [float(b) for b in args.budgets.split(",")]
+    config = _config(args.worker, args.resolution)
+    log = out / args.worker / "snapshots.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_mark(seconds, gan):
+        minutes = seconds / 60.0 / args.cores
+        path = export_generator(gan, _snapshot_path(out, args.worker, minutes))
+        step = int(gan.step.numpy())
+        row = {"candidate": args.worker, "minutes": minutes, "cpu_seconds": seconds,
+               "step": step, "images_seen": step * config.batch_size,
+               "wall_seconds": time.perf_counter() - t0, "generator": str(path)}
+        with open(log, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+    budget = TimeBudget([60.0 * b * args.cores for b in budgets], on_mark, clock="cpu")
+    t0 = time.perf_counter()
+    train(config, out / args.worker / "run", data=args.data, callbacks=[budget], verbose=0)
+
+
+def _train_all(args, names) -> None:
+    out = Path(args.out)
+    budgets = [float(b) for b in args.budgets.split(",")]
+    todo = [n for n in names
+            if not all(_snapshot_path(out, n, b).exists() for b in budgets)]
+    running: list[tuple[str, subprocess.Popen]] = []
+    while todo or running:
+        while todo and len(running) < args.parallel:
+            name = todo.pop(0)
+            run_dir = out / name
+            if run_dir.exists():  # an unfinished candidate starts again from scratch
+                import shutil
+                shutil.rmtree(run_dir)
+            run_dir.mkdir(parents=True)
+            cmd = [sys.executable, str(HERE), "--worker", name, "--data", args.data, "--out",
+                   args.out, "--budgets", args.budgets, "--resolution", str(args.resolution),
+                   "--cores", str(args.cores)]
+            print(f"training {name}: {' '.join(cmd)}", flush=True)
+            logf = open(run_dir / "train.log", "w")
+            running.append((name, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)))
+        time.sleep(5)
+        for item in list(running):
+            name, proc = item
+            if proc.poll() is not None:
+                running.remove(item)
+                if proc.returncode:
+                    raise SystemExit(f"{name} failed (exit {proc.returncode}): see "
+                                     f"{out / name / 'train.log'}")
+                print(f"{name} done", flush=True)
+
+
+def _evaluate(args, names, runs=()) -> list[dict]:
+    import keras
+    import numpy as np
+
+    from facelib.data.cache import FaceCache
+    from facelib.images import resize_batch, to_uint8
+    from facelib.metrics import registry
+
+    out = Path(args.out)
+    cache = FaceCache.open(args.data)
+    rng = np.random.default_rng(0)
+    held = np.concatenate([cache.indices("valid"), cache.indices("test")])
+    n = min(args.n, len(held))
+    held = np.sort(rng.choice(held, n, replace=False))
+    train_idx = np.sort(rng.choice(cache.indices("train"), n, replace=False))
+    net = registry.feature_network("standard", log=None)
+
+    def feats(images):
+        return net.extract(resize_batch(np.asarray(images), args.resolution))
+
+    real = feats(cache.images[held])
+    names_metrics = ["fid", "kid", "prdc"]
+
+    def generated(generator, z):
+        inputs = z.astype("float32")
+        if len(generator.inputs) > 1:  # conditional: the training faces' attribute rows
+            attrs = np.asarray(cache.attributes[rng.choice(cache.indices("train"), n)], "float32")
+            inputs = [inputs, attrs]
+        return to_uint8(np.concatenate([np.asarray(generator(
+            inputs[i:i + 250] if not isinstance(inputs, list) else
+            [x[i:i + 250] for x in inputs], training=False)) for i in range(0, n, 250)]))
+
+    floor = registry.compute(names_metrics, real, feats(cache.images[train_idx]))
+    rows = [{"candidate": "real (train split)", "minutes": None, "step": None, **floor}]
+    for name in names:
+        snaps = [json.loads(line) for line in (out / name / "snapshots.jsonl").read_text().splitlines()]
+        for snap in snaps:
+            generator = keras.models.load_model(snap["generator"], compile=False)
+            z = np.random.default_rng(1).standard_normal((n, generator.inputs[0].shape[-1]))
+            row = {**{k: snap[k] for k in ("candidate", "minutes", "step", "images_seen")},
+                   **registry.compute(names_metrics, real, feats(generated(generator, z)))}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    for spec in runs:
+        import facelib
+
+        run = facelib.load_run(spec)
+        z = run.sample_latents(n, seed=1)
+        row = {"candidate": spec, "minutes": None, "step": run.step,
+               "images_seen": run.step * run.config.batch_size,
+               **registry.compute(names_metrics, real, feats(generated(run.generator, z)))}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _report(args, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(args.out)
+    (out / f"{args.report}.json").write_text(json.dumps({
+        "resolution": args.resolution, "n": args.n, "cores": args.cores,
+        "budgets_minutes": args.budgets, "data": str(args.data),
+        "candidates": {k: {"preset": v[0], "overrides": v[1]} for k, v in CANDIDATES.items()},
+        "rows": rows}, indent=1))
+    head = "| candidate | minutes | steps | KID | FID | precision | recall | density | coverage |"
+    lines = [f"Quality at {args.resolution} px against CPU time ({args.cores} cores), "
+             f"n = {args.n} generated vs {args.n} held-out real faces", "", head,
+             "|" + "---|" * 9]
+    for r in rows:
+        steps = "" if r["step"] is None else f"{r['step']:,}"
+        minutes = ("floor" if r["step"] is None else "run") if r["minutes"] is None \
+            else f"{r['minutes']:g}"
+        lines.append(f"| {r['candidate']} | {minutes} | {steps} | {r['kid']:.4f} | "
+                     f"{r['fid']:.1f} | {r['precision']:.2f} | {r['recall']:.2f} | "
+                     f"{r['density']:.2f} | {r['coverage']:.2f} |")
+    (out / f"{args.report}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    floor = rows[0]
+    for ax, key in zip(axes, ("kid", "fid", "recall")):
+        for name in dict.fromkeys(r["candidate"] for r in rows[1:] if r["minutes"] is not None):
+            pts = [(r["minutes"], r[key]) for r in rows[1:]
+                   if r["candidate"] == name and r["minutes"] is not None]
+            ax.plot(*zip(*pts), marker="o", label=name)
+        ax.axhline(floor[key], color="gray", ls="--", lw=1, label="real vs real")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(f"minutes on {args.cores} cores")
+        ax.set_title(key.upper() if key != "recall" else "recall")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"{args.report}.png", dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="a prepared cache (python -m facelib prepare)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budgets", default="5,10,20,40", help="minutes on --cores cores")
+    ap.add_argument("--cores", type=int, default=2, help="cores a budget minute stands for")
+    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--n", type=int, default=1000, help="generated and held-out faces")
+    ap.add_argument("--candidates", default=",".join(CANDIDATES))
+    ap.add_argument("--parallel", type=int, default=1, help="candidates training at once")
+    ap.add_argument("--runs", default="", help="finished runs to measure too, comma-separated "
+                    "(run folders, RUN@CKPT or pretrained:NAME)")
+    ap.add_argument("--evaluate-only", action="store_true")
+    ap.add_argument("--report", default="quality", help="file stem of the table, JSON and plot")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args)
+    names = [n for n in args.candidates.split(",") if n]
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown candidate(s) {unknown}: choose from {list(CANDIDATES)}")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.evaluate_only:
+        _train_all(args, names)
+    runs = [r for r in args.runs.split(",") if r]
+    _report(args, _evaluate(args, names, runs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""A smile on a real photo, end to end: invert held-out non-smiling faces, add the smile, measure.
+
+The deliverable it measures: "On held-out photos that are not smiling: invert, add the smile,
+and report the share the classifier then calls smiling (goal at least 90%), how far the other
+39 attributes move (goal: mean |change| at most 0.05) and the inversion PSNR. A figure of
+before and after."
+
+1. Photos: ``--n`` faces of the cache's ``--split`` (default test: neither the generator nor
+   the shipped classifier trained on it) that are labelled not Smiling AND that the classifier
+   calls not smiling (p < 0.5), picked with ``--seed``. Everything is looked at at the run's
+   resolution (the photos are resized to it first), so photo, reconstruction and edit meet the
+   classifier the same way.
+2. Inversion (``facelib.latent.invert``, ``--steps`` Adam steps). Conditional runs hold the
+   attributes at the classifier's binarized reading of each photo (so Smiling = 0).
+3. The smile. Conditional runs, route "label": the same z with the attribute vector's Smiling
+   set to 1 (``facelib.latent.edit_attributes``); with ``--direction-route`` also route
+   "direction": z moved along an InterFaceGAN Smiling direction fitted on ``--n-direction``
+   latents with Smiling held at 0 (what z adds to the smile on top of the label), attributes
+   unchanged. Unconditional runs: z moved along the InterFaceGAN Smiling direction (scored by
+   the classifier) at each ``--strength``. Directions are fitted afresh and never saved into
+   the run folder (it may be read-only or still training).
+4. Measures, per route and strength: the mean inversion PSNR (reconstruction vs photo, dB);
+   the share of edited faces the classifier calls smiling (p >= 0.5), and the same share for
+   the reconstructions (the baseline: should be low); the mean over faces and the 39 other
+   attributes of |p(edit) - p(reconstruction)|, and the attribute that moved most. Also how
+   far the reconstruction's other attributes are from the photo's (the inversion's own drift).
+
+Writes OUT/smile_edit.json (settings, the measures, per-attribute changes, per-face numbers),
+OUT/smile_edit.png (rows: photo, reconstruction, + smile per route/strength, for the first
+``--figure-faces`` faces, each tile with the classifier's p(smile)), and prints a Markdown table.
+
+    # the conditional run (read-only; `@latest` = its newest complete checkpoint)
+    python benchmarks/bench_smile_edit.py --run pretrained:celeba32-cond \\
+        --data caches/celeba8k-64 --direction-route --out reports/smile-edit-cond
+    # an unconditional run: the InterFaceGAN route at three strengths
+    python benchmarks/bench_smile_edit.py --run pretrained:celeba32 \\
+        --data caches/celeba8k-64 --strength 1,2,3 --out reports/smile-edit-uncond
+    # smoke test (minutes on 2 busy cores; the numbers mean nothing)
+    python benchmarks/bench_smile_edit.py --run pretrained:celeba32 \\
+        --data caches/celeba8k-64 --n 8 --steps 30 --n-direction 500 --out /tmp/smile
+
+``--data`` defaults to the cache the run trained on. A different cache must share its seeded
+partition, or "held-out" faces may be training faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGET = "Smiling"
+GOAL_SHARE = 0.90       # share of edits the classifier must call smiling
+GOAL_OTHERS = 0.05      # mean |change| of the other 39 attributes' probabilities
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated numbers, e.g. 1,2,3")
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one strength")
+    return values
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="run folder, RUN@CKPT or pretrained:NAME")
+    ap.add_argument("--classifier", default="pretrained:celeba32-attributes",
+                    help="40-attribute classifier folder or pretrained:NAME (scores every face "
+                         "and, for unconditional runs, fits the Smiling direction)")
+    ap.add_argument("--data", default=None,
+                    help="prepared cache the photos come from (default: the run's training cache)")
+    ap.add_argument("--split", default="test", choices=("test", "valid"),
+                    help="held-out split the photos come from")
+    ap.add_argument("--n", type=int, default=100, help="photos to invert and edit")
+    ap.add_argument("--steps", type=int, default=300, help="inversion steps")
+    ap.add_argument("--init", default="auto",
+                    help="inversion start: auto (the run's encoder if saved, else search), "
+                         "search, zeros, random")
+    ap.add_argument("--strength", type=_floats, default=[1.0, 2.0, 3.0],
+                    help="comma-separated strengths along the Smiling direction (units of z's "
+                         "standard deviation); unconditional runs and --direction-route")
+    ap.add_argument("--n-direction", type=int, default=2000,
+                    help="sampled latents to fit the Smiling direction on")
+    ap.add_argument("--direction-route", action="store_true",
+                    help="conditional runs: also report the InterFaceGAN-direction route")
+    ap.add_argument("--figure-faces", type=int, default=8, help="faces (columns) in the figure")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="reports/smile-edit", help="output folder")
+    args = ap.parse_args(argv)
+    for name in ("n", "n_direction", "figure_faces"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.steps < 0:
+        ap.error("--steps must be 0 or more")
+    return args
+
+
+# -- picking the photos -------------------------------------------------------------------------
+
+def pick_photos(cache, clf, resolution: int, n: int, split: str, seed: int):
+    """(rows, photos uint8 at ``resolution``, the classifier's probabilities on them, counts):
+    ``n`` ``split`` faces labelled not smiling that the classifier also calls not smiling."""
+    from facelib.errors import FacelibError
+    from facelib.images import resize_batch
+
+    names = cache.attribute_names or list(clf.attribute_names)
+    if TARGET not in names:
+        raise FacelibError(f"{cache.path} has no {TARGET} attribute column")
+    rows = cache.indices(split)
+    if len(rows) == 0:
+        raise FacelibError(f"{cache.path} has no {split} rows; prepare it with a partition")
+    labelled = rows[cache.attributes[rows, names.index(TARGET)] <= 0]  # 0/1 (or -1/1) labels
+    photos = resize_batch(np.asarray(cache.images[labelled]), resolution)
+    p = clf.predict_proba(photos)
+    keep = p[:, clf.attribute_names.index(TARGET)] < 0.5
+    counts = {"split_faces": int(len(rows)), "labelled_not_smiling": int(len(labelled)),
+              "also_classified_not_smiling": int(keep.sum())}
+    if keep.sum() < n:
+        raise FacelibError(f"only {int(keep.sum())} {split} faces are non-smiling by label and "
+                           f"classifier; ask for --n {int(keep.sum())} or fewer")
+    pick = np.sort(np.random.default_rng(seed).choice(np.flatnonzero(keep), n, replace=False))
+    return labelled[pick], photos[pick], p[pick], counts
+
+
+# -- measures -----------------------------------------------------------------------------------
+
+def edit_measures(p_recon: np.ndarray, p_edit: np.ndarray, names: list[str]) -> dict:
+    """The deliverable's numbers for one route: smile shares and the other attributes' moves."""
+    j = names.index(TARGET)
+    others = [i for i in range(len(names)) if i != j]
+    delta = p_edit - p_recon
+    abs_per_attr = np.abs(delta[:, others]).mean(axis=0)
+    top = int(np.argmax(abs_per_attr))
+    share = float(np.mean(p_edit[:, j] >= 0.5))
+    others_mad = float(abs_per_attr.mean())
+    return {
+        "smiling_share_edit": share,
+        "smiling_share_reconstruction": float(np.mean(p_recon[:, j] >= 0.5)),
+        "p_smiling_edit": float(p_edit[:, j].mean()),
+        "p_smiling_reconstruction": float(p_recon[:, j].mean()),
+        "others_mean_abs_change": others_mad,
+        "others_max_abs_change_per_face": float(np.abs(delta[:, others]).max(axis=1).mean()),
+        "most_moved": {"attribute": names[others[top]],
+                       "mean_abs_change": float(abs_per_attr[top]),
+                       "mean_change": float(delta[:, others[top]].mean())},
+        "per_attribute": {names[i]: {"mean_change": float(delta[:, i].mean()),
+                                     "mean_abs_change": float(np.abs(delta[:, i]).mean())}
+                          for i in range(len(names))},
+        "goal_smiling_share_met": share >= GOAL_SHARE,
+        "goal_others_met": others_mad <= GOAL_OTHERS,
+    }
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| route | strength | faces | PSNR dB | smiling: recon | smiling: edit (goal >= "
+             f"{GOAL_SHARE:.0%}) | mean abs change, other 39 (goal <= {GOAL_OTHERS}) | "
+             "most moved other (mean abs / mean change) | goals |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in report["routes"]:
+        top = r["most_moved"]
+        goals = "both" if r["goal_smiling_share_met"] and r["goal_others_met"] else (
+            "smile only" if r["goal_smiling_share_met"] else
+            "others only" if r["goal_others_met"] else "neither")
+        strength = "-" if r["strength"] is None else f"{r['strength']:g}"
+        lines.append(
+            f"| {r['route']} | {strength} | {report['n']} | {report['psnr_db']:.2f} | "
+            f"{r['smiling_share_reconstruction']:.0%} | {r['smiling_share_edit']:.0%} | "
+            f"{r['others_mean_abs_change']:.3f} | {top['attribute']} ({top['mean_abs_change']:.3f} / "
+            f"{top['mean_change']:+.3f}) "
+            f"| {goals} |")
+    return "\n".join(lines)
+
+
+def _route_name(route: str, strength: float | None) -> str:
+    return route if strength is None else f"{route} {strength:g}"
+
+
+# -- the figure ---------------------------------------------------------------------------------
+
+def write_figure(path: Path, rows: list[tuple[str, np.ndarray, np.ndarray | None]],
+                 title: str) -> Path:
+    """rows: (label, uint8 images (k, R, R, 3), p(smile) per image or None)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(rows[0][1])
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.3 * k + 1.2, 1.45 * len(rows) + 0.6),
+                             squeeze=False)
+    for r, (label, images, p) in enumerate(rows):
+        for c in range(k):
+            ax = axes[r, c]
+            ax.imshow(images[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if p is not None:
+                ax.set_title(f"p={p[c]:.2f}", fontsize=7, pad=2,
+                             color="tab:green" if p[c] >= 0.5 else "black")
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+# -- the benchmark ------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import facelib
+    from facelib.classifier import AttributeClassifier
+    from facelib.data.cache import FaceCache
+    from facelib.errors import FacelibError
+    from facelib.images import to_uint8
+    from facelib.latent import compute_attribute_directions, edit_attributes, invert, move
+
+    t_start = time.perf_counter()
+    run = facelib.load_run(args.run)
+    clf = AttributeClassifier.load(args.classifier)
+    names = list(clf.attribute_names)
+    if TARGET not in names:
+        raise FacelibError(f"the classifier has no {TARGET} column")
+    data = args.data or run.training_data()
+    if data is None:
+        raise FacelibError(f"{args.run} does not name an existing training cache; pass --data "
+                           "(a prepared cache with the run's partition)")
+    cache = FaceCache.open(data)
+    print(f"{run}; {clf}; photos from {cache}", flush=True)
+
+    rows, photos, p_photo, counts = pick_photos(cache, clf, run.resolution, args.n, args.split,
+                                                args.seed)
+    print(f"{counts['split_faces']} {args.split} faces, {counts['labelled_not_smiling']} labelled "
+          f"not smiling, {counts['also_classified_not_smiling']} also classified not smiling; "
+          f"inverting {len(rows)} ({args.steps} steps)", flush=True)
+
+    attrs = None
+    if run.conditional:  # the classifier's reading of each photo, in the run's column order
+        missing = [a for a in run.attribute_names if a not in names]
+        if missing:
+            raise FacelibError(f"the classifier lacks the run's attributes {missing}")
+        attrs = (p_photo[:, [names.index(a) for a in run.attribute_names]] >= 0.5
+                 ).astype(np.float32)
+    t = time.perf_counter()
+    result = invert(run, photos, attrs=attrs, steps=args.steps, init=args.init, seed=args.seed)
+    t_invert = time.perf_counter() - t
+    p_recon = clf.predict_proba(result.reconstructions)
+
+    # -- the edits: (route, strength, uint8 images) --
+    edits, direction_info, t_direction = [], None, 0.0
+    if run.conditional:
+        edits.append(("label", None, edit_attributes(run, result, {TARGET: 1})))
+    if not run.conditional or args.direction_route:
+        t = time.perf_counter()
+        held = {TARGET: 0} if run.conditional else None
+        dset = compute_attribute_directions(run, clf, [TARGET], n=args.n_direction,
+                                            seed=args.seed, attrs=held)
+        t_direction = time.perf_counter() - t
+        direction_info = {**dset.info(TARGET), "n": args.n_direction,
+                          "attrs_held": held, "seconds": round(t_direction, 1)}
+        print(f"{TARGET} direction from {args.n_direction} latents: SVM held-out accuracy "
+              f"{direction_info['accuracy']:.2f}", flush=True)
+        for s in args.strength:
+            images = to_uint8(run.synthesize(move(result.z, dset[TARGET], s), result.attrs))
+            edits.append(("direction", float(s), images))
+
+    routes = []
+    scored = []
+    for route, strength, images in edits:
+        p_edit = clf.predict_proba(images)
+        scored.append(p_edit)
+        routes.append({"route": route, "strength": strength,
+                       **edit_measures(p_recon, p_edit, names)})
+
+    j = names.index(TARGET)
+    others = [i for i in range(len(names)) if i != j]
+    report = {
+        "benchmark": "smile edit on real photos",
+        "run": str(args.run), "run_path": str(run.path), "run_step": int(run.step),
+        "conditional": bool(run.conditional), "resolution": int(run.resolution),
+        "classifier": str(args.classifier), "data": str(cache.path), "split": args.split,
+        "seed": args.seed, "n": int(len(rows)), "steps": args.steps, "init": result.init,
+        "strengths": args.strength, "goals": {"smiling_share_edit": GOAL_SHARE,
+                                              "others_mean_abs_change": GOAL_OTHERS},
+        "selection": counts,
+        "psnr_db": float(np.mean(result.psnr)), "psnr_std_db": float(np.std(result.psnr)),
+        "mse": float(np.mean(result.mse)),
+        "smiling_share_photo": float(np.mean(p_photo[:, j] >= 0.5)),
+        "reconstruction_vs_photo_others_mean_abs_change": float(
+            np.abs(p_recon[:, others] - p_photo[:, others]).mean()),
+        "direction": direction_info,
+        "routes": routes,
+        "faces": [{"row": int(r), "filename": cache.filenames[int(r)],
+                   "psnr_db": float(result.psnr[i]),
+                   "p_smiling_photo": float(p_photo[i, j]),
+                   "p_smiling_reconstruction": float(p_recon[i, j]),
+                   "p_smiling_edit": {_route_name(route, strength): float(p[i, j])
+                                      for (route, strength, _), p in zip(edits, scored)}}
+                  for i, r in enumerate(rows)],
+        "seconds": {"inversion": round(t_invert, 1), "direction": round(t_direction, 1),
+                    "total": round(time.perf_counter() - t_start, 1)},
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".smile_edit.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, out / "smile_edit.json")
+
+    k = min(args.figure_faces, len(rows))
+    fig_rows = [("photo", result.targets[:k], p_photo[:k, j]),
+                ("reconstruction", result.reconstructions[:k], p_recon[:k, j])]
+    for (route, strength, images), p_edit in zip(edits, scored):
+        fig_rows.append((f"+ smile ({_route_name(route, strength)})", images[:k], p_edit[:k, j]))
+    title = (f"{Path(str(run.path)).name} step {run.step}: {len(rows)} held-out non-smiling "
+             f"photos, {args.steps} inversion steps, PSNR {report['psnr_db']:.1f} dB; "
+             "p = classifier's p(Smiling)")
+    write_figure(out / "smile_edit.png", fig_rows, title)
+
+    print()
+    print(markdown_table(report))
+    print(f"\nreconstructions' other 39 attributes vs the photos': mean abs change "
+          f"{report['reconstruction_vs_photo_others_mean_abs_change']:.3f}; "
+          f"wrote {out / 'smile_edit.json'} and {out / 'smile_edit.png'} "
+          f"({report['seconds']['total']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception as e:  # FacelibError: one line with the fix, not a traceback
+        from facelib.errors import FacelibError
+
+        if isinstance(e, FacelibError):
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        raise

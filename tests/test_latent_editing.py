@@ -1,0 +1,71 @@
+"""Editing an inverted photo's attributes in a conditional run (facelib.latent.editing)."""
+
+import numpy as np
+import pytest
+
+from facelib.data.celeba import ATTRIBUTE_NAMES
+from facelib.errors import FacelibError
+from facelib.images import to_float, to_uint8
+from facelib.latent import edit_attributes, invert, set_attributes
+from helpers import boosted_run
+
+SMILING = ATTRIBUTE_NAMES.index("Smiling")
+
+
+def pseudo_scorer(images):
+    """A deterministic stand-in for the 40-attribute classifier: Smiling is read off the mouth
+    region's brightness, Male off red minus blue, every other attribute is a fixed 0.2 or 0.8."""
+    x = np.asarray(images, np.float32)
+    r = x.shape[1]
+    p = np.where(np.arange(40) % 3 == 0, 0.8, 0.2)[None].repeat(len(x), 0).astype(np.float32)
+    mouth = x[:, int(0.62 * r):int(0.81 * r), int(0.31 * r):int(0.69 * r)].mean(axis=(1, 2, 3))
+    p[:, SMILING] = 1 / (1 + np.exp(-20 * mouth))
+    red = (x[..., 0] - x[..., 2]).mean(axis=(1, 2))
+    p[:, ATTRIBUTE_NAMES.index("Male")] = 1 / (1 + np.exp(-20 * red))
+    return p
+
+
+@pytest.fixture(scope="module")
+def crun(tiny_conditional_run):
+    return boosted_run(tiny_conditional_run)
+
+
+def test_set_attributes_changes_only_the_named_columns(crun):
+    rows = np.zeros((3, 40), np.float32)
+    out = set_attributes(crun, rows, {"Smiling": 1, "Male": True})
+    assert rows.sum() == 0  # the input is left alone
+    changed = np.flatnonzero(out.any(axis=0))
+    assert sorted(changed) == sorted([SMILING, ATTRIBUTE_NAMES.index("Male")])
+    assert set_attributes(crun, np.ones(40), {"Smiling": 0})[SMILING] == 0  # one (40,) row
+    with pytest.raises(FacelibError, match="unknown attribute 'Smile'"):
+        set_attributes(crun, rows, {"Smile": 1})
+    with pytest.raises(FacelibError, match="use 0"):
+        set_attributes(crun, rows, {"Smiling": 2})
+    with pytest.raises(FacelibError, match="shape"):
+        set_attributes(crun, np.zeros((3, 39)), {"Smiling": 1})
+
+
+def test_edit_keeps_z_and_changes_only_the_asked_attribute(crun, tiny_run):
+    targets = to_uint8(crun.synthesize(crun.sample_latents(3, seed=4),
+                                       crun.sample_attributes(3, {"Smiling": 0}, seed=4)))
+    result = invert(crun, targets, scorer=pseudo_scorer, steps=3, init="search",
+                    n_candidates=2, features="none")
+    np.testing.assert_array_equal(result.attrs, (pseudo_scorer(to_float(targets)) >= 0.5))
+
+    # no change: the reconstructions themselves
+    np.testing.assert_array_equal(edit_attributes(crun, result, {}), result.reconstructions)
+    # Smiling on, off: the same z with only that input changed
+    for value in (0, 1):
+        rows = result.attrs.copy()
+        rows[:, SMILING] = value
+        expected = to_uint8(crun.synthesize(result.z, rows))
+        np.testing.assert_array_equal(edit_attributes(crun, result, {"Smiling": value}), expected)
+    on = edit_attributes(crun, result, {"Smiling": 1})
+    off = edit_attributes(crun, result, {"Smiling": 0})
+    assert on.shape == result.reconstructions.shape and on.dtype == np.uint8
+    assert np.abs(on.astype(int) - off.astype(int)).max() > 0  # the attribute input matters
+
+    with pytest.raises(FacelibError, match="unconditional run"):
+        edit_attributes(boosted_run(tiny_run), result, {"Smiling": 1})
+    with pytest.raises(FacelibError, match="inversion result"):
+        edit_attributes(crun, type("R", (), {"z": result.z, "attrs": None})(), {"Smiling": 1})
