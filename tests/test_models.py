@@ -98,11 +98,12 @@ def test_architecture_is_chosen_by_config():
 
 @pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
 def test_spectral_norm_networks_start_alike_for_one_seed_and_differ_across_seeds(architecture):
-    """Keras draws SpectralNormalization's power-iteration vector unseeded; facelib draws it
-    from config.seed, so a run and its resumed twin start (and stay) identical."""
+    """Keras draws SpectralNormalization's power-iteration vector (and any unseeded initializer)
+    afresh per build; facelib seeds them, so a run and its resumed twin start identical."""
     from facelib.models import build_discriminator
 
-    cfg = preset("smoke", architecture=architecture, spectral_norm=True, loss="hinge")
+    cfg = preset("smoke", architecture=architecture, spectral_norm=True, loss="hinge",
+                 conditional=True, attribute_loss=1.0)  # the AC head's initializer is seeded too
     a, b = build_discriminator(cfg), build_discriminator(cfg)
     c = build_discriminator(cfg.replace(seed=1))
     u = [w.path for w in a.weights if "vector_u" in w.path]

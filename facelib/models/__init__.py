@@ -30,7 +30,10 @@ def _with_attribute_head(model, config: Config, name: str):
     """AC-GAN's second head on D's features: output column 0 stays the real/fake logit (what
     every reader of D takes), columns 1.. are the attribute logits."""
     features = model.get_layer("features").output
-    head = layers.Dense(config.num_attributes, name="attribute_logits")
+    # A seeded initializer: Keras gives each unseeded one a fresh random seed, so two builds of
+    # one config (a run and its resumed twin) would start apart.
+    head = layers.Dense(config.num_attributes, name="attribute_logits",
+                        kernel_initializer=keras.initializers.GlorotUniform(seed=config.seed))
     if config.spectral_norm:
         head = layers.SpectralNormalization(head, name="attribute_logits_sn")
     head = head(features)
