@@ -29,3 +29,26 @@ class TinyRun:
     def generate(self, n, seed=0, attrs=None):
         return np.random.default_rng(seed).integers(0, 256, (n, self.resolution,
                                                              self.resolution, 3), dtype=np.uint8)
+
+
+class FakeScheduler:
+    """Stands in for threading.Timer / loop.call_later: records calls, fires on demand."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, delay_s, callback):
+        handle = FakeHandle(delay_s, callback)
+        self.calls.append(handle)
+        return handle
+
+
+class FakeHandle:
+    def __init__(self, delay_s, callback):
+        self.delay_s, self.callback, self.cancelled = delay_s, callback, False
+
+    def cancel(self):
+        self.cancelled = True
+
+    def fire(self):  # what a timer does even when cancel() came too late
+        self.callback()

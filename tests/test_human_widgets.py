@@ -9,36 +9,13 @@ import numpy as np
 import pytest
 
 from facelib.errors import FacelibError
-from helpers import TinyRun
+from helpers import FakeScheduler, TinyRun
 from facelib.human.session import JudgeSession, SimulatedClock, read_jsonl
 from facelib.human.study import build_study
 from facelib.human.widgets import (JudgeView, Launcher, click, default_scheduler, mask_image,
                                    png_bytes, upscale)
 from facelib.images import read_image
 
-
-
-class FakeScheduler:
-    """Stands in for threading.Timer / loop.call_later: records calls, fires on demand."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, delay_s, callback):
-        handle = FakeHandle(delay_s, callback)
-        self.calls.append(handle)
-        return handle
-
-
-class FakeHandle:
-    def __init__(self, delay_s, callback):
-        self.delay_s, self.callback, self.cancelled = delay_s, callback, False
-
-    def cancel(self):
-        self.cancelled = True
-
-    def fire(self):  # what a timer does even when cancel() came too late
-        self.callback()
 
 
 @pytest.fixture()

@@ -10,30 +10,9 @@ from facelib.errors import FacelibError
 from facelib.human.session import JudgeSession, SimulatedClock, read_jsonl
 from facelib.human.study import build_study
 from facelib.human.widgets import JudgeView, click, judge
-from helpers import TinyRun
+from helpers import FakeScheduler, TinyRun
 
 pytest.importorskip("anywidget")
-
-
-class FakeScheduler:
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, delay_s, callback):
-        handle = FakeHandle(delay_s, callback)
-        self.calls.append(handle)
-        return handle
-
-
-class FakeHandle:
-    def __init__(self, delay_s, callback):
-        self.delay_s, self.callback, self.cancelled = delay_s, callback, False
-
-    def cancel(self):
-        self.cancelled = True
-
-    def fire(self):
-        self.callback()
 
 
 @pytest.fixture()
