@@ -1,13 +1,15 @@
-"""Replacing a finished folder in one step, so readers see the old one or the new one, never half.
+"""Replacing a finished folder or file in one step, so readers see the old one or the new one,
+never half.
 
 Caches, checkpoints and synthetic datasets are written under a temporary name beside their
-destination and moved into place with :func:`replace_dir`.
+destination and moved into place with :func:`replace_dir`; single files with :func:`replace_file`.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -41,3 +43,23 @@ def replace_dir(tmp: str | Path, final: str | Path) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def replace_file(path: str | Path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``; on
+    an error the temporary file is removed and ``path`` keeps its old content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shared copy unreadable
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+

@@ -258,3 +258,46 @@ def test_detect_cli_errors_clearly_on_non_images_and_tiny_images(detector_dir, r
     assert "readme.txt: not a readable image" in err
     code, _, err = _cli(["detect", good, "--detector", tmp_path / "nothing"], capsys, monkeypatch)
     assert code == 2 and "not a detector folder" in err
+
+
+def test_train_detector_cli_trains_a_probe_that_detect_uses(cache32, tiny_run, real32, tmp_path,
+                                                            capsys, monkeypatch):
+    from facelib.images import write_image
+
+    out_dir = tmp_path / "probe"
+    code, out, err = _cli(["train-detector", "--data", cache32, "--runs", tiny_run, "--out",
+                           out_dir, "--kind", "probe", "--features", "spectrum", "--n-real", 200,
+                           "--n-test", 40, "--resize-prob", 0.5], capsys, monkeypatch)
+    assert code == 0, err
+    assert "features spectrum, 32 px" in out
+    meta = json.loads((out_dir / "meta.json").read_text())
+    assert meta["kind"] == "probe" and meta["augment"]["resize_prob"] == 0.5
+    assert meta["calibration"]["n_valid_real"] == 50
+    assert (out_dir / "report.json").is_file()
+    path = write_image(tmp_path / "face.png", real32[0])
+    code, out, err = _cli(["detect", path, "--detector", out_dir], capsys, monkeypatch)
+    assert code == 0 and out.count("\t") == 2, err
+    code, _, err = _cli(["train-detector", "--data", cache32, "--runs", tiny_run, "--out",
+                         out_dir, "--kind", "probe", "--features", "pixels"], capsys, monkeypatch)
+    assert code == 2 and "use one or more of spectrum, inception" in err
+
+
+def test_detect_without_detector_uses_the_shipped_one(real32, tmp_path, capsys, monkeypatch):
+    """`detect IMAGE` needs no --detector: the shipped detector judges any size and framing."""
+    from facelib.detector import load_detector
+    from facelib.images import write_image
+
+    shipped = load_detector()
+    assert shipped.meta["validation"]["method"] == "leave-one-generator-out"
+    big = np.kron(real32[1], np.ones((8, 8, 1), np.uint8))  # a 256 px square crop
+    wide = np.concatenate([real32[2], real32[2][:, :16]], axis=1)  # 48x32: its centre square
+    paths = [write_image(tmp_path / "a.png", real32[0]), write_image(tmp_path / "b.png", big),
+             write_image(tmp_path / "c.png", wide)]
+    code, out, err = _cli(["detect", *paths], capsys, monkeypatch)
+    assert code == 0, err
+    probs = [float(line.split("\t")[0]) for line in out.strip().splitlines()]
+    assert len(probs) == 3 and all(0.0 <= p <= 1.0 for p in probs)
+    from facelib.detector import read_face
+
+    expected = shipped.predict_proba(np.stack([read_face(p, shipped.resolution) for p in paths]))
+    np.testing.assert_allclose(probs, expected, atol=1e-3)

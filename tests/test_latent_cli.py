@@ -94,3 +94,28 @@ def test_edit_computes_and_saves_attribute_directions(tiny_conditional_run, face
     # a second edit reuses the saved direction: no classifier needed
     assert main(["edit", "--run", str(folder), "--image", str(face), "--direction", "Smiling",
                  "--steps", "1", "--out", str(out)]) == 0
+
+
+def test_edit_set_changes_a_conditional_runs_attributes_of_the_inverted_face(
+        tiny_conditional_run, tiny_run, face, tmp_path, capsys):
+    """`edit --set Smiling=1`: the edited tile is the inverted z re-synthesised with Smiling set,
+    so it differs from the reconstruction only through the attribute input."""
+    out = tmp_path / "set.png"
+    base = ["edit", "--run", str(tiny_conditional_run), "--image", str(face), "--steps", "2",
+            "--attrs", "Smiling=0", "--out", str(out), "--scale", "1"]
+    assert main(base + ["--set", "Smiling=1"]) == 0
+    printed = capsys.readouterr().out
+    assert "reconstruction | Smiling=1 to" in printed
+    strip = read_image(out)
+    r, pad = 32, 2
+    recon = strip[pad:pad + r, 2 * pad + r:2 * pad + 2 * r]
+    edited = strip[pad:pad + r, 3 * pad + 2 * r:3 * pad + 3 * r]
+    assert np.abs(recon.astype(int) - edited.astype(int)).max() > 0  # the attribute moved pixels
+    assert main(base + ["--set", "Smiling=1", "--direction", "PC0"]) == 2
+    assert "give one edit" in capsys.readouterr().err
+    assert main(base[:-6] + ["--out", str(out)]) == 2  # neither
+    assert "give one edit" in capsys.readouterr().err
+    assert main(base + ["--set", "Sparkle=1"]) == 2
+    assert "unknown attribute 'Sparkle'" in capsys.readouterr().err
+    assert main(["edit", "--run", str(tiny_run), "--image", str(face), "--set", "Smiling=1"]) == 2
+    assert "--set needs a conditional run" in capsys.readouterr().err

@@ -26,8 +26,28 @@ def test_shipped_networks_are_complete_small_and_carry_celeba_terms():
         state = folder.checkpoints.verify(folder.checkpoint("latest"), generator_only=True)
         assert state["step"] > 0 and folder.read_config().resolution == 32
     assert (root / "celeba32-attributes" / "classifier.keras").is_file()
+    assert pretrained.available("detector") == ["detector"]
+    assert {p.name for p in (root / "detector").iterdir()} == {"probe.npz", "meta.json"}
     total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert total <= 10 * 2 ** 20, f"shipped networks take {total / 2 ** 20:.1f} MB, over 10 MB"
+
+
+# Colab's Keras (README, "Colab today"): a .keras file records the Keras that wrote it, and one
+# written by a newer Keras may not load in an older one (a 3.15 file failed on Colab's 3.13).
+OLDEST_KERAS = (3, 13, 2)
+
+
+def test_shipped_keras_files_were_written_by_the_oldest_keras_facelib_supports():
+    import zipfile
+
+    files = sorted(pretrained.bundled_root().rglob("*.keras"))
+    assert files
+    for path in files:
+        meta = json.loads(zipfile.ZipFile(path).read("metadata.json"))
+        version = tuple(int(p) for p in meta["keras_version"].split(".")[:3])
+        assert version <= OLDEST_KERAS, (
+            f"{path} was saved by Keras {meta['keras_version']}; save it again with Keras "
+            f"{'.'.join(map(str, OLDEST_KERAS))} (the colab CI leg's venv)")
 
 
 def test_load_run_by_name_gives_a_private_writable_copy(tmp_path, monkeypatch):

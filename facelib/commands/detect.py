@@ -6,13 +6,17 @@ and the path. ``train-detector`` (module ``train_detector`` below) trains the de
 
 from __future__ import annotations
 
-HELP = "print, for each face image, the probability that it is synthetic (needs --detector)"
+HELP = ("print, for each face image, the probability that it is synthetic (the shipped detector, "
+        "or --detector)")
 
 
 def add_arguments(p) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="face images (square crops or CelebA-shaped 178x218 portraits) or folders")
-    p.add_argument("--detector", required=True, help="detector folder written by train-detector")
+                   help="face images or folders: square crops of any size, CelebA-shaped 178x218 "
+                        "portraits (CelebA's face box), other shapes by their centre square")
+    p.add_argument("--detector", default="pretrained:detector",
+                   help="detector folder written by train-detector (default: pretrained:detector, "
+                        "the one shipped with facelib; see README, 'Real or synthetic')")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="probability above which a face is called synthetic (default 0.5)")
 

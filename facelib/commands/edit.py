@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-HELP = ("invert an aligned face photo into a run and edit it along a latent direction; writes "
-        "a strip: input, reconstruction, edited")
+HELP = ("invert an aligned face photo into a run and edit it along a latent direction (or, in "
+        "a conditional run, set attributes with --set Smiling=1); writes a strip: input, "
+        "reconstruction, edited")
 
 
 def add_arguments(p) -> None:
     p.add_argument("--run", required=True, help="run folder written by `train`")
     p.add_argument("--image", required=True,
                    help="an aligned CelebA-style face crop (178x218-like or square), JPEG/PNG")
-    p.add_argument("--direction", required=True,
+    p.add_argument("--direction",
                    help="a direction saved in RUN/directions (e.g. PC0, Smiling), or a CelebA "
                         "attribute name to compute with --classifier")
+    p.add_argument("--set", dest="set_attrs", metavar="ATTR=0|1,...",
+                   help="conditional runs, instead of --direction: re-synthesise the inverted "
+                        "face with these attributes changed, e.g. Smiling=1 (same z)")
     p.add_argument("--strength", type=float, default=2.0,
                    help="how far to move, in standard deviations of z (negative: the opposite)")
     p.add_argument("--out", default="edited.png", help="output strip (PNG or JPEG)")
@@ -92,9 +96,23 @@ def run(args) -> int:
         raise FacelibError(f"--steps {args.steps}: use 0 or more")
     if args.scale < 1:
         raise FacelibError(f"--scale {args.scale}: use 1 or more")
+    if (args.direction is None) == (args.set_attrs is None):
+        raise FacelibError("give one edit: --direction NAME (move along a latent direction) or "
+                           "--set ATTR=0|1 (a conditional run's attributes)")
+    changes = parse_attrs(args.set_attrs) if args.set_attrs is not None else None
+    if args.set_attrs is not None and not changes:
+        raise FacelibError("--set is empty: name the attributes to set, e.g. --set Smiling=1")
+    if args.set_attrs is not None and args.keep:
+        raise FacelibError("--keep applies to --direction; --set changes only the attributes "
+                           "it names")
     run = open_run(args.run, checkpoint=args.checkpoint)
+    if changes is not None and not run.conditional:
+        raise FacelibError(f"--set needs a conditional run ({args.run} is unconditional); move "
+                           "along an attribute direction instead: --direction Smiling "
+                           "--classifier CLASSIFIER")
     face = load_face(args.image, run.resolution)
-    direction = resolve_direction(run, args.direction, args.classifier, args.samples, args.seed)
+    direction = (None if changes is not None else
+                 resolve_direction(run, args.direction, args.classifier, args.samples, args.seed))
     if args.keep:
         keep = [k.strip() for k in args.keep.split(",") if k.strip()]
         others = [resolve_direction(run, k, args.classifier, args.samples, args.seed)
@@ -116,12 +134,19 @@ def run(args) -> int:
     elif fixed:
         raise FacelibError("--attrs needs a conditional run; this one is unconditional")
     result = invert(run, face[None], steps=args.steps, attrs=attrs, seed=args.seed)
-    edited = to_uint8(run.synthesize(move(result.z, direction, args.strength), result.attrs))
+    if changes is not None:
+        from facelib.latent.editing import edit_attributes
+
+        edited = edit_attributes(run, result, changes)
+        what = args.set_attrs
+    else:
+        edited = to_uint8(run.synthesize(move(result.z, direction, args.strength), result.attrs))
+        what = f"{args.direction} {args.strength:+g}"
     strip = make_grid(np.stack([result.targets[0], result.reconstructions[0], edited[0]]), ncols=3)
     if args.scale > 1:
         strip = strip.repeat(args.scale, axis=0).repeat(args.scale, axis=1)
     path = write_image(args.out, strip)
     print(f"reconstruction PSNR {float(result.psnr[0]):.1f} dB (MSE {float(result.mse[0]):.4f}, "
           f"{args.steps} steps, init {result.init}); wrote input | reconstruction | "
-          f"{args.direction} {args.strength:+g} to {path}")
+          f"{what} to {path}")
     return 0

@@ -221,8 +221,51 @@ class Run:
                 f"step {self.step})")
 
 
+class GeneratorFile:
+    """An unconditional generator saved alone as a ``.keras`` file (a benchmark's snapshot, a
+    network exported from elsewhere): the generator interface of ``Run`` (``resolution``,
+    ``latent_dim``, ``generate``) without a run folder. Latents are standard normal, as facelib
+    trains them."""
+
+    conditional = False
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            # safe_mode=True (Keras' default, stated): Python code in the file is refused.
+            self.generator = keras.models.load_model(self.path, compile=False, safe_mode=True)
+        except Exception as e:  # noqa: BLE001 - Keras raises ValueError, OSError, zip errors
+            raise FacelibError(f"{self.path} could not be loaded as a generator "
+                               f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+                               "); pass a run folder or a generator saved with model.save") from None
+        if len(self.generator.inputs) != 1:
+            raise FacelibError(f"{self.path} is a conditional generator (it takes "
+                               f"{len(self.generator.inputs)} inputs); load its run folder, "
+                               "which knows the attributes it was trained on")
+        self.latent_dim = int(self.generator.inputs[0].shape[-1])
+        self.resolution = int(self.generator.outputs[0].shape[1])
+        self.step = -1
+        self.checkpoint = self.path
+
+    def sample_latents(self, n: int, seed: int = 0) -> np.ndarray:
+        return np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
+
+    def generate(self, n: int, seed: int = 0, attrs=None, batch_size: int = 256) -> np.ndarray:
+        """n faces as uint8 NHWC; the same seed gives the same faces."""
+        if attrs is not None:
+            raise FacelibError(f"{self.path} is unconditional: it takes no attributes")
+        z = self.sample_latents(n, seed)
+        out = [np.asarray(self.generator(z[i:i + batch_size], training=False))
+               for i in range(0, n, batch_size)]
+        return to_uint8(np.concatenate(out)) if out else np.zeros(
+            (0, self.resolution, self.resolution, 3), np.uint8)
+
+    def __repr__(self) -> str:
+        return f"GeneratorFile({str(self.path)!r}, {self.resolution}px, latent {self.latent_dim})"
+
+
 def open_run(spec, checkpoint: str | None = None) -> Run:
-    """A Run from a run folder or a ``RUN@CKPT`` spec (latest, best, step-NNNNNNNN or a
+    """A Run from a run folder or a ``RUN@CKPT`` spec (a ``.keras`` file: a ``GeneratorFile``) (latest, best, step-NNNNNNNN or a
     checkpoint folder; ``checkpoint`` overrides the spec's). Anything else is returned as is:
     a Run, or any object that speaks the generator interface (``resolution``, ``generate``,
     ...), so that another architecture only has to provide that interface."""
@@ -232,6 +275,8 @@ def open_run(spec, checkpoint: str | None = None) -> Run:
                                "facelib.load_run(path), or an object with .resolution and "
                                ".generate(n, seed)")
         return spec
+    if str(spec).endswith(".keras") and Path(spec).is_file() and checkpoint is None:
+        return GeneratorFile(spec)
     path, named = parse_run_spec(spec)
     return Run.load(path, checkpoint=checkpoint or named)
 
@@ -243,4 +288,4 @@ def describe_run(run) -> dict:
             "conditional": bool(getattr(run, "conditional", False))}
 
 
-__all__ = ["Run", "build_float32", "describe_run", "open_run"]
+__all__ = ["GeneratorFile", "Run", "build_float32", "describe_run", "open_run"]

@@ -24,8 +24,10 @@ from facelib.data.celeba import default_cache_root
 from facelib.errors import FacelibError
 
 PREFIX = "pretrained:"
-# name -> kind ("run": a run folder; "classifier": an attribute classifier folder)
-KINDS = {"celeba32": "run", "celeba32-cond": "run", "celeba32-attributes": "classifier"}
+# name -> kind ("run": a run folder; "classifier": an attribute classifier folder; "detector":
+# a real-or-synthetic detector folder)
+KINDS = {"celeba32": "run", "celeba32-cond": "run", "celeba32-attributes": "classifier",
+         "detector": "detector"}
 NOTICE = "NOTICE.md"
 
 
