@@ -307,8 +307,7 @@ def train_probe(cache, runs, out_dir=None, *, features: Sequence[str] = ("incept
     evenly over the runs, each run's faces cached on their own), calibrated on the valid split.
     Saved to ``out_dir`` when given."""
     from facelib.data.cache import FaceCache
-    from facelib.detector.faces import real_faces
-    from facelib.images import resize_batch
+    from facelib.detector.faces import generate_fakes, real_faces
     from facelib.run.interface import describe_run, open_run
 
     cache = FaceCache.open(cache)
@@ -318,7 +317,8 @@ def train_probe(cache, runs, out_dir=None, *, features: Sequence[str] = ("incept
     real = real_faces(cache, "train", n_real, seed)
     n_fake = len(real) if n_fake is None else int(n_fake)
     counts = [n_fake // len(runs) + (i < n_fake % len(runs)) for i in range(len(runs))]
-    fakes = [resize_batch(run.generate(k, seed=seed + 7919 * i), resolution)
+    # one array per run (each cached on its own), drawn as generate_fakes draws run i's share
+    fakes = [generate_fakes([run], k, resolution, seed=seed + 7919 * i)
              for i, (run, k) in enumerate(zip(runs, counts)) if k]
     val_split = "valid" if len(cache.indices("valid")) else "test"
     valid = real_faces(cache, val_split, n_val, seed)
