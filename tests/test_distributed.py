@@ -35,17 +35,27 @@ SCRIPT = textwrap.dedent("""
         m = CheckpointManager(out + "/" + name + "/checkpoints"); m.restore(gan, m.latest())
         return gan
     a, b = load("mirrored"), load("single")
+    init = GAN(cfg); init.compile()  # the weights both runs started from (seeded by the config)
     worst = 0.0
     for net in ("generator", "discriminator", "ema_generator"):
-        for wa, wb in zip(getattr(a, net).get_weights(), getattr(b, net).get_weights()):
-            worst = max(worst, float(np.max(np.abs(np.asarray(wa) - np.asarray(wb)))))
+        pairs = zip(getattr(a, net).get_weights(), getattr(b, net).get_weights(),
+                    getattr(init, net).get_weights())
+        diff = moved = 0.0
+        for wa, wb, w0 in pairs:
+            wa, wb, w0 = (np.asarray(w, np.float64) for w in (wa, wb, w0))
+            diff += float(np.sum((wa - wb) ** 2))
+            moved += float(np.sum((wb - w0) ** 2))
+        assert moved > 0, net
+        worst = max(worst, (diff / moved) ** 0.5)
     import json
     def losses(name):
         rows = [json.loads(l) for l in open(out + "/" + name + "/metrics.jsonl")]
         return np.array([[r["d_loss"], r["g_loss"]] for r in rows])
     la, lb = losses("mirrored"), losses("single")
+    first = abs(la[0, 0] - lb[0, 0]) / abs(lb[0, 0])
     rel = float(np.max(np.abs(la - lb) / np.abs(lb)))
-    print("MAXDIFF", worst, "STEP", int(a.step.numpy()), int(b.step.numpy()), "LOSSREL", rel)
+    print("UPDATEDIFF", worst, "STEP", int(a.step.numpy()), int(b.step.numpy()),
+          "FIRSTREL", first, "LOSSREL", rel)
 """)
 
 
@@ -54,25 +64,31 @@ def _run(cache32, tmp_path, options):
     proc = subprocess.run([sys.executable, "-c", code, str(cache32), str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MAXDIFF")][-1].split()
-    return float(line[1]), int(line[3]), int(line[4]), float(line[6])
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("UPDATEDIFF")][-1].split()
+    return float(line[1]), int(line[3]), int(line[4]), float(line[6]), float(line[8])
 
 
-# Adam's first steps move each weight by about lr * sign(gradient), so float noise in a
-# near-zero gradient can flip one weight by ~lr (2e-4): weights are compared at 5 * lr, the
-# per-step losses (global-batch means, which a wrong reduction would double) tightly.
+# What must agree, and how closely:
+# - step 1's D loss is computed before any update, from the same weights, batch and random draws,
+#   so only float summation order separates the runs (~1e-6); a wrong reduction doubles it.
+# - Later losses and the weights pass through Adam, whose first steps move each weight by about
+#   lr * sign(gradient): float noise in a near-zero gradient flips a weight by ~2 lr, and that
+#   spreads (on one CI machine the losses drifted 1% apart by step 3). So the losses are compared
+#   at 5% (a wrong reduction is off by 50-100%) and the weights by how far the two runs' updates
+#   differ, relative to how far the weights moved (a run whose replicas trained apart would be
+#   off by tens of per cent).
+def _check(worst, step_a, step_b, first_rel, loss_rel):
+    assert step_a == step_b == 3
+    assert first_rel < 1e-4, first_rel
+    assert loss_rel < 5e-2, loss_rel
+    assert worst < 5e-2, worst
+
+
 @pytest.mark.slow
 def test_mirrored_two_cpus_matches_one_device(cache32, tmp_path):
-    worst, step_a, step_b, loss_rel = _run(cache32, tmp_path, {})
-    assert step_a == step_b == 3
-    assert loss_rel < 1e-3, loss_rel
-    assert worst < 1e-3, worst
+    _check(*_run(cache32, tmp_path, {}))
 
 
 @pytest.mark.slow
 def test_mirrored_with_augmentation_and_gradient_penalty(cache32, tmp_path):
-    worst, step_a, step_b, loss_rel = _run(cache32, tmp_path,
-                                           {"loss": "wgan-gp", "augment": "diffaugment"})
-    assert step_a == step_b == 3
-    assert loss_rel < 1e-3, loss_rel
-    assert worst < 1e-3, worst
+    _check(*_run(cache32, tmp_path, {"loss": "wgan-gp", "augment": "diffaugment"}))

@@ -112,3 +112,56 @@ def test_spectral_norm_networks_start_alike_for_one_seed_and_differ_across_seeds
         np.testing.assert_array_equal(np.asarray(wa), np.asarray(wb))
     assert any(not np.array_equal(np.asarray(wa), np.asarray(wc))
                for wa, wc in zip(a.weights, c.weights) if "vector_u" in wa.path)
+
+
+_DIGEST = """
+import hashlib, sys
+import numpy as np
+from facelib.config import preset
+from facelib.models import build_discriminator, build_generator
+
+def digest(architecture, seed):
+    cfg = preset("smoke", architecture=architecture, conditional=True, seed=seed)
+    h = hashlib.sha256()
+    for net in (build_generator(cfg), build_discriminator(cfg)):
+        for w in net.weights:
+            h.update(np.ascontiguousarray(np.asarray(w)).tobytes())
+    return h.hexdigest()
+"""
+
+
+def test_initial_weights_are_a_function_of_the_config_across_processes():
+    """A shared unseeded Keras initializer takes its seed from the OS once per process, so
+    ``train --seed 0`` twice started from different weights (the two-replica test only agreed
+    because both builds shared a process). Now a second process builds the same bytes."""
+    import subprocess
+    import sys
+
+    namespace: dict = {}
+    exec(_DIGEST, namespace)
+    here = {arch: namespace["digest"](arch, 0) for arch in ("dcgan", "resnet")}
+    code = _DIGEST + "\nprint(digest('dcgan', 0), digest('resnet', 0))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "PYTHONHASHSEED": "123"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    there = proc.stdout.split()[-2:]
+    assert there == [here["dcgan"], here["resnet"]]
+    assert namespace["digest"]("dcgan", 1) != here["dcgan"]  # --seed still matters
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+def test_layers_of_equal_shape_start_with_different_weights(architecture):
+    """One seed per layer: a stateless draw with one shared seed gave every kernel of equal size
+    the same values."""
+    from facelib.models import build_discriminator, build_generator
+
+    cfg = preset("smoke", architecture=architecture)
+    kernels = [np.asarray(w) for net in (build_generator(cfg), build_discriminator(cfg))
+               for w in net.weights if w.path.endswith("kernel")]
+    by_size: dict[int, list[np.ndarray]] = {}
+    for k in kernels:
+        by_size.setdefault(k.size, []).append(k.ravel())
+    pairs = [(a, b) for group in by_size.values() for i, a in enumerate(group) for b in group[i + 1:]]
+    assert pairs  # both architectures have kernels of equal size in G and D together
+    for a, b in pairs:
+        assert not np.array_equal(a, b)

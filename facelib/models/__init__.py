@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import layers
 
 from facelib.config import Config
-from facelib.models import dcgan, resnet
+from facelib.models import dcgan, resnet, seeds
 
 ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet}
 
@@ -22,7 +21,7 @@ def build_discriminator(config: Config, name: str = "discriminator"):
     model = ARCHITECTURES[config.architecture].build_discriminator(config, name=name)
     if config.conditional and config.attribute_loss > 0:
         model = _with_attribute_head(model, config, name)
-    _seed_power_iteration(model, config.seed)
+    seeds.seed_power_iteration(model, config.seed)
     return model
 
 
@@ -30,29 +29,11 @@ def _with_attribute_head(model, config: Config, name: str):
     """AC-GAN's second head on D's features: output column 0 stays the real/fake logit (what
     every reader of D takes), columns 1.. are the attribute logits."""
     features = model.get_layer("features").output
-    # A seeded initializer: Keras gives each unseeded one a fresh random seed, so two builds of
-    # one config (a run and its resumed twin) would start apart.
     head = layers.Dense(config.num_attributes, name="attribute_logits",
-                        kernel_initializer=keras.initializers.GlorotUniform(seed=config.seed))
+                        kernel_initializer=seeds.glorot(config, "attribute_logits"))
     if config.spectral_norm:
         head = layers.SpectralNormalization(head, name="attribute_logits_sn")
     head = head(features)
     head = layers.Activation("linear", dtype="float32", name="attribute_out")(head)
     out = layers.Concatenate(dtype="float32", name="logit_and_attributes")([model.output, head])
     return keras.Model(model.inputs, out, name=name)
-
-
-def _seed_power_iteration(model, seed: int) -> None:
-    """Keras' SpectralNormalization draws its power-iteration vector u from an unseeded
-    initializer, so two runs of one config (or a resumed run and its uninterrupted twin) would
-    start from different u and drift apart. Draw each u from (config.seed, layer index) instead,
-    with Keras' own distribution (truncated normal, stddev 0.02)."""
-    index = 0
-    for layer in model.layers:
-        u = getattr(layer, "vector_u", None)
-        if u is None:
-            continue
-        rng = np.random.default_rng([seed, index])
-        values = np.clip(rng.standard_normal(u.shape), -2.0, 2.0) * 0.02
-        u.assign(values.astype(u.dtype))
-        index += 1

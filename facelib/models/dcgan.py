@@ -15,8 +15,7 @@ import keras
 from keras import layers
 
 from facelib.config import Config
-
-INIT = keras.initializers.RandomNormal(stddev=0.02)
+from facelib.models import seeds
 
 
 def _n_blocks(resolution: int) -> int:
@@ -49,22 +48,22 @@ def build_generator(config: Config, name: str = "generator") -> keras.Model:
         # Map {0,1} to {-1,1} so an absent attribute is as informative as a present one.
         y_signed = layers.Rescaling(2.0, -1.0, name="attributes_signed")(y)
         h = layers.Concatenate(name="z_and_attributes")([z, y_signed])
-    h = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=INIT, name="project")(h)
+    h = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=seeds.normal(config, "project"), name="project")(h)
     h = layers.Reshape((4, 4, width))(h)
     h = layers.ReLU()(_g_norm(h, y_signed, "project_bn"))
     for i in range(_n_blocks(config.resolution) - 1):
         width //= 2
         h = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=INIT, name=f"up{i}")(h)
+                                   kernel_initializer=seeds.normal(config, f"up{i}"), name=f"up{i}")(h)
         h = layers.ReLU()(_g_norm(h, y_signed, f"up{i}_bn"))
-    h = layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=INIT,
-                               name="to_rgb")(h)
+    h = layers.Conv2DTranspose(3, 4, strides=2, padding="same",
+                               kernel_initializer=seeds.normal(config, "to_rgb"), name="to_rgb")(h)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(h)
     return keras.Model(inputs if config.conditional else z, out, name=name)
 
 
 def _conv(config: Config, filters: int, name: str, **kw) -> layers.Layer:
-    conv = layers.Conv2D(filters, 4, kernel_initializer=INIT, name=name, **kw)
+    conv = layers.Conv2D(filters, 4, kernel_initializer=seeds.normal(config, name), name=name, **kw)
     return layers.SpectralNormalization(conv, name=f"{name}_sn") if config.spectral_norm else conv
 
 
@@ -90,14 +89,15 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
         h = layers.LeakyReLU(0.2)(h)
         width *= 2
     features = layers.Flatten(name="features")(h)
-    logit = layers.Dense(1, kernel_initializer=INIT, name="logit")(features)
+    logit = layers.Dense(1, kernel_initializer=seeds.normal(config, "logit"), name="logit")(features)
     if not config.conditional:
         out = layers.Activation("linear", dtype="float32", name="out")(logit)
         return keras.Model(x, out, name=name)
     y = keras.Input((config.num_attributes,), name="attributes")
     # Projection: a linear embedding of the multi-hot vector is the sum of per-attribute
     # embeddings; its inner product with the features is the class-conditional term.
-    embed = layers.Dense(features.shape[-1], use_bias=False, kernel_initializer=INIT,
+    embed = layers.Dense(features.shape[-1], use_bias=False,
+                         kernel_initializer=seeds.normal(config, "attribute_embedding"),
                          name="attribute_embedding")(layers.Rescaling(2.0, -1.0)(y))
     proj = layers.Dot(axes=1, name="projection")([embed, features])
     out = layers.Activation("linear", dtype="float32", name="out")(layers.Add()([logit, proj]))

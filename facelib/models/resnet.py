@@ -21,20 +21,13 @@ Layer names the analyses rely on are shared with ``dcgan``: ``project``, ``to_rg
 from __future__ import annotations
 
 import math
-import zlib
 
 import keras
 from keras import layers
 
 from facelib.config import Config
+from facelib.models import seeds
 from facelib.models.dcgan import _g_norm
-
-
-
-def _init(name: str) -> keras.initializers.Initializer:
-    """Glorot-uniform seeded by the layer's name: deterministic (runs of one config start
-    alike), and unlike one shared unseeded initializer, layers of equal shape start different."""
-    return keras.initializers.GlorotUniform(seed=zlib.crc32(name.encode()))
 
 
 def _n_up(resolution: int) -> int:
@@ -45,16 +38,16 @@ def _g_channels(config: Config, block: int) -> int:
     return max(8, config.g_width // 2 ** max(0, block - 2))
 
 
-def _up_block(h, channels: int, y_signed, name: str):
+def _up_block(config: Config, h, channels: int, y_signed, name: str):
     shortcut = layers.UpSampling2D(2, name=f"{name}_skip_up")(h)
-    shortcut = layers.Conv2D(channels, 1, kernel_initializer=_init(f"{name}_skip"),
+    shortcut = layers.Conv2D(channels, 1, kernel_initializer=seeds.glorot(config, f"{name}_skip"),
                              name=f"{name}_skip")(shortcut)
     h = layers.ReLU(name=f"{name}_relu1")(_g_norm(h, y_signed, f"{name}_bn1"))
     h = layers.UpSampling2D(2, name=f"{name}_up")(h)
-    h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=_init(f"{name}_conv1"),
+    h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=seeds.glorot(config, f"{name}_conv1"),
                       name=f"{name}_conv1")(h)
     h = layers.ReLU(name=f"{name}_relu2")(_g_norm(h, y_signed, f"{name}_bn2"))
-    h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=_init(f"{name}_conv2"),
+    h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=seeds.glorot(config, f"{name}_conv2"),
                       name=f"{name}_conv2")(h)
     return layers.Add(name=f"{name}_add")([h, shortcut])
 
@@ -69,12 +62,12 @@ def build_generator(config: Config, name: str = "generator") -> keras.Model:
         y_signed = layers.Rescaling(2.0, -1.0, name="attributes_signed")(y)
         h = layers.Concatenate(name="z_and_attributes")([z, y_signed])
     width = _g_channels(config, 0)
-    h = layers.Dense(4 * 4 * width, kernel_initializer=_init("project"), name="project")(h)
+    h = layers.Dense(4 * 4 * width, kernel_initializer=seeds.glorot(config, "project"), name="project")(h)
     h = layers.Reshape((4, 4, width))(h)
     for i in range(_n_up(config.resolution)):
-        h = _up_block(h, _g_channels(config, i), y_signed, f"up{i}")
+        h = _up_block(config, h, _g_channels(config, i), y_signed, f"up{i}")
     h = layers.ReLU(name="out_relu")(_g_norm(h, y_signed, "out_bn"))
-    h = layers.Conv2D(3, 3, padding="same", kernel_initializer=_init("to_rgb"), name="to_rgb")(h)
+    h = layers.Conv2D(3, 3, padding="same", kernel_initializer=seeds.glorot(config, "to_rgb"), name="to_rgb")(h)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(h)
     return keras.Model(inputs if config.conditional else z, out, name=name)
 
@@ -87,7 +80,7 @@ def _sn(config: Config, layer: layers.Layer) -> layers.Layer:
 
 def _conv(config: Config, channels: int, size: int, name: str) -> layers.Layer:
     return _sn(config, layers.Conv2D(channels, size, padding="same",
-                                     kernel_initializer=_init(name), name=name))
+                                     kernel_initializer=seeds.glorot(config, name), name=name))
 
 
 def _d_block(config: Config, h, channels: int, name: str, down: bool, first: bool):
@@ -123,13 +116,13 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
     # Global sum pooling (SNGAN): mean pooling times the number of positions.
     features = layers.GlobalAveragePooling2D(name="features_mean")(h)
     features = layers.Rescaling(float(h.shape[1] * h.shape[2]), name="features")(features)
-    logit = _sn(config, layers.Dense(1, kernel_initializer=_init("logit"), name="logit"))(features)
+    logit = _sn(config, layers.Dense(1, kernel_initializer=seeds.glorot(config, "logit"), name="logit"))(features)
     if not config.conditional:
         out = layers.Activation("linear", dtype="float32", name="out")(logit)
         return keras.Model(x, out, name=name)
     y = keras.Input((config.num_attributes,), name="attributes")
     embed = _sn(config, layers.Dense(features.shape[-1], use_bias=False,
-                                     kernel_initializer=_init("attribute_embedding"),
+                                     kernel_initializer=seeds.glorot(config, "attribute_embedding"),
                                      name="attribute_embedding"))(layers.Rescaling(2.0, -1.0)(y))
     proj = layers.Dot(axes=1, name="projection")([embed, features])
     out = layers.Activation("linear", dtype="float32", name="out")(layers.Add()([logit, proj]))
