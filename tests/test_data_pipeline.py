@@ -159,6 +159,27 @@ def test_a_cache_serves_lower_resolutions_by_exact_area_downsampling(_hermetic_c
                                atol=1e-6)
 
 
+def test_uint8_batches_converted_by_the_model_equal_the_float_batches(_hermetic_cache):
+    """make_dataset(uint8=True) hands the same rows and mirrors over as uint8 at the cache's
+    resolution; to_model_input (what GAN.train_step runs on the device) turns them into the
+    float batches, downsampling included."""
+    from facelib.data.pipeline import make_dataset, to_model_input
+    from facelib.data.sample import sample_cache
+
+    cache = FaceCache.open(sample_cache(64))
+    for resolution in (64, 32):
+        floats = batches(make_dataset(cache, 8, seed=5, flip=True, resolution=resolution), 3)
+        raw = batches(make_dataset(cache, 8, seed=5, flip=True, resolution=resolution,
+                                   uint8=True), 3)
+        for (xf, af), (xu, au) in zip(floats, raw):
+            assert xu.dtype == np.uint8 and xu.shape == (8, 64, 64, 3)
+            np.testing.assert_array_equal(au, af)
+            np.testing.assert_allclose(to_model_input(xu, resolution).numpy(), xf, atol=1e-6)
+    # the mirrors really are applied to the uint8 faces: flip=False gives other pixels
+    plain = batches(make_dataset(cache, 8, seed=5, flip=False, uint8=True), 3)
+    assert any(not np.array_equal(p[0], r[0]) for p, r in zip(plain, raw))
+
+
 @pytest.mark.parametrize("resolution", [128, 48])
 def test_a_resolution_the_cache_cannot_serve_is_a_clear_error(_hermetic_cache, resolution):
     from facelib.data.pipeline import make_dataset

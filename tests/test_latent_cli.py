@@ -111,6 +111,12 @@ def test_edit_set_changes_a_conditional_runs_attributes_of_the_inverted_face(
     recon = strip[pad:pad + r, 2 * pad + r:2 * pad + 2 * r]
     edited = strip[pad:pad + r, 3 * pad + 2 * r:3 * pad + 3 * r]
     assert np.abs(recon.astype(int) - edited.astype(int)).max() > 0  # the attribute moved pixels
+    assert main(base + ["--set", "Smiling=1", "--strength", "2.5"]) == 0
+    assert "Smiling=1 at strength 2.5 to" in capsys.readouterr().out
+    pushed = read_image(out)[pad:pad + r, 3 * pad + 2 * r:3 * pad + 3 * r]
+    assert np.abs(pushed.astype(int) - edited.astype(int)).max() > 0  # strength matters
+    assert main(base + ["--set", "Smiling=1", "--strength", "nan"]) == 2
+    assert "--strength nan: give a finite number" in capsys.readouterr().err
     assert main(base + ["--set", "Smiling=1", "--direction", "PC0"]) == 2
     assert "give one edit" in capsys.readouterr().err
     assert main(base[:-6] + ["--out", str(out)]) == 2  # neither

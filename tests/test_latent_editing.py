@@ -69,3 +69,33 @@ def test_edit_keeps_z_and_changes_only_the_asked_attribute(crun, tiny_run):
         edit_attributes(boosted_run(tiny_run), result, {"Smiling": 1})
     with pytest.raises(FacelibError, match="inversion result"):
         edit_attributes(crun, type("R", (), {"z": result.z, "attrs": None})(), {"Smiling": 1})
+
+
+def test_strength_scales_the_attribute_change_and_only_edits_may_leave_0_1(crun):
+    """strength s sets the rows to attrs + s * (new - attrs): 1 is the plain edit, 2 feeds the
+    generator Smiling = 2 (and removing at 2 feeds -1); the other columns never move."""
+    z = crun.sample_latents(3, seed=5)
+    rows = crun.sample_attributes(3, {"Smiling": 0}, seed=5)
+    result = type("R", (), {"z": z, "attrs": rows})()
+    np.testing.assert_array_equal(edit_attributes(crun, result, {"Smiling": 1}, strength=1.0),
+                                  edit_attributes(crun, result, {"Smiling": 1}))
+    pushed = rows.copy()
+    pushed[:, SMILING] = 2.5
+    expected = to_uint8(crun.synthesize(z, pushed, extrapolate=True))
+    np.testing.assert_array_equal(edit_attributes(crun, result, {"Smiling": 1}, strength=2.5),
+                                  expected)
+    assert np.abs(expected.astype(int)
+                  - edit_attributes(crun, result, {"Smiling": 1}).astype(int)).max() > 0
+    on = type("R", (), {"z": z, "attrs": crun.sample_attributes(3, {"Smiling": 1}, seed=5)})()
+    removed = on.attrs.copy()
+    removed[:, SMILING] = -1.0
+    np.testing.assert_array_equal(edit_attributes(crun, on, {"Smiling": 0}, strength=2),
+                                  to_uint8(crun.synthesize(z, removed, extrapolate=True)))
+    with pytest.raises(FacelibError, match="finite"):
+        edit_attributes(crun, result, {"Smiling": 1}, strength=float("nan"))
+    # plain synthesis keeps refusing values beyond 0/1 (CelebA's raw -1 labels, say) ...
+    with pytest.raises(FacelibError, match="map -1 to 0"):
+        crun.synthesize(z, np.where(rows > 0, 1.0, -1.0))
+    # ... and an edit still refuses non-finite rows
+    with pytest.raises(FacelibError, match="finite"):
+        crun.synthesize(z, np.full_like(rows, np.inf), extrapolate=True)

@@ -17,8 +17,10 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="set_attrs", metavar="ATTR=0|1,...",
                    help="conditional runs, instead of --direction: re-synthesise the inverted "
                         "face with these attributes changed, e.g. Smiling=1 (same z)")
-    p.add_argument("--strength", type=float, default=2.0,
-                   help="how far to move, in standard deviations of z (negative: the opposite)")
+    p.add_argument("--strength", type=float, default=None,
+                   help="--direction: how far to move, in standard deviations of z (negative: "
+                        "the opposite; default 2). --set: how far to push the attributes "
+                        "(1 sets them, the default; 2.5 pushes twice and a half as far)")
     p.add_argument("--out", default="edited.png", help="output strip (PNG or JPEG)")
     p.add_argument("--steps", type=int, default=300, help="inversion optimisation steps")
     p.add_argument("--classifier", default=None,
@@ -96,6 +98,8 @@ def run(args) -> int:
         raise FacelibError(f"--steps {args.steps}: use 0 or more")
     if args.scale < 1:
         raise FacelibError(f"--scale {args.scale}: use 1 or more")
+    if args.strength is not None and not np.isfinite(args.strength):
+        raise FacelibError(f"--strength {args.strength}: give a finite number, e.g. 2")
     if (args.direction is None) == (args.set_attrs is None):
         raise FacelibError("give one edit: --direction NAME (move along a latent direction) or "
                            "--set ATTR=0|1 (a conditional run's attributes)")
@@ -137,11 +141,13 @@ def run(args) -> int:
     if changes is not None:
         from facelib.latent.editing import edit_attributes
 
-        edited = edit_attributes(run, result, changes)
-        what = args.set_attrs
+        strength = 1.0 if args.strength is None else args.strength
+        edited = edit_attributes(run, result, changes, strength=strength)
+        what = args.set_attrs + ("" if strength == 1 else f" at strength {strength:g}")
     else:
-        edited = to_uint8(run.synthesize(move(result.z, direction, args.strength), result.attrs))
-        what = f"{args.direction} {args.strength:+g}"
+        strength = 2.0 if args.strength is None else args.strength
+        edited = to_uint8(run.synthesize(move(result.z, direction, strength), result.attrs))
+        what = f"{args.direction} {strength:+g}"
     strip = make_grid(np.stack([result.targets[0], result.reconstructions[0], edited[0]]), ncols=3)
     if args.scale > 1:
         strip = strip.repeat(args.scale, axis=0).repeat(args.scale, axis=1)

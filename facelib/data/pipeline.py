@@ -84,8 +84,24 @@ def downsample_factor(cache_resolution: int, resolution: int | None) -> int:
     return cache_resolution // resolution
 
 
+def to_model_input(images, resolution: int | None = None):
+    """uint8 faces (B, r, r, 3) -> float32 (B, R, R, 3) in [-1, 1], area-downsampled to
+    ``resolution`` R when below r (an integer factor, as ``downsample_factor`` checks).
+
+    The same arithmetic as ``make_dataset``'s float output (cast, scale as
+    ``facelib.images.to_float``, then average f x f blocks in float), as TensorFlow ops so it
+    runs wherever it is called: inside a train step, on the accelerator."""
+    x = tf.cast(images, tf.float32) / 127.5 - 1.0
+    r = x.shape[1]
+    if resolution is not None and r is not None and r != resolution:
+        factor = r // int(resolution)
+        x = tf.nn.avg_pool2d(x, factor, factor, "VALID")
+    return x
+
+
 def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, flip: bool = True,
-                 split: str = "train", repeat: bool = True, resolution: int | None = None):
+                 split: str = "train", repeat: bool = True, resolution: int | None = None,
+                 uint8: bool = False):
     """A tf.data.Dataset of (images float32 [-1, 1] (B, R, R, 3), attributes float32 0/1 (B, A)).
 
     ``cache``: a FaceCache or the path of one. Batches are full (remainder dropped), shuffled per
@@ -94,6 +110,12 @@ def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, fli
     ``resolution``: R, when below the cache's own: each face is downsampled on the fly by exact
     area averaging over f x f blocks (f = cache resolution / R, an integer), in float, so no
     rounding is added (a cache prepared at R rounds its area averages to uint8).
+
+    ``uint8=True``: the same faces (same rows, same mirroring) as uint8 at the cache's own
+    resolution, for a model that converts them itself with ``to_model_input(images, R)``, as
+    ``GAN.train_step`` does. Why: converting to float on the CPU took more time than gathering
+    the faces (``benchmarks/bench_pipeline.py`` measures both), and a GPU does it in
+    microseconds; uint8 is also a quarter of the bytes to copy to it.
     """
     cache = _as_cache(cache)
     indices = cache.indices(split)
@@ -105,23 +127,24 @@ def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, fli
 
     def generate():
         for rows, flips in batch_plan(*plan_args):
-            yield gather(images, rows), attributes[rows], flips
+            x = gather(images, rows)  # a fresh array: mirrored in place, in uint8
+            x[flips] = x[flips, :, ::-1]
+            yield x, attributes[rows]
 
     ds = tf.data.Dataset.from_generator(
         generate,
         output_signature=(
             tf.TensorSpec((b, r, r, 3), tf.uint8),
             tf.TensorSpec((b, a), tf.int8),
-            tf.TensorSpec((b,), tf.bool),
         ),
     )
 
-    def to_model(x, attrs, flips):
-        x = tf.cast(x, tf.float32) / 127.5 - 1.0  # as facelib.images.to_float
-        if factor > 1:
-            x = tf.nn.avg_pool2d(x, factor, factor, "VALID")
-        x = tf.where(flips[:, None, None, None], tf.reverse(x, axis=[2]), x)
-        return x, tf.cast(attrs, tf.float32)
+    if uint8:
+        def to_model(x, attrs):
+            return x, tf.cast(attrs, tf.float32)
+    else:
+        def to_model(x, attrs):
+            return to_model_input(x, r // factor), tf.cast(attrs, tf.float32)
 
     ds = ds.map(to_model, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()

@@ -42,7 +42,7 @@ def set_attributes(run, attrs, changes: Mapping[str, int]) -> np.ndarray:
     return out
 
 
-def edit_attributes(run, inverted, changes: Mapping[str, int], *,
+def edit_attributes(run, inverted, changes: Mapping[str, int], *, strength: float = 1.0,
                     batch_size: int = 256) -> np.ndarray:
     """The inverted faces re-synthesized from the same z with ``changes`` applied to their
     attribute rows (e.g. ``{"Smiling": 1}``): uint8 (N, R, R, 3), comparable pixel for pixel
@@ -50,7 +50,16 @@ def edit_attributes(run, inverted, changes: Mapping[str, int], *,
 
     inverted: an ``InversionResult`` of a conditional run (or anything with ``.z`` (N, d) and
     ``.attrs`` (N, 40)). The new rows are ``set_attributes(run, inverted.attrs, changes)``.
+
+    ``strength`` scales the change: the rows become ``attrs + strength * (new - attrs)``, so 1
+    sets the attributes, 2 pushes them twice as far (Smiling 0 -> 2, or 1 -> -1 to remove it),
+    like a strength along a latent direction. Why: the inverted z was fitted with the photo's
+    attributes and carries much of the face, so at 1 the label often moves it too little
+    (``benchmarks/bench_smile_edit.py`` measures how much, and what else moves with it).
     """
+    strength = float(strength)
+    if not np.isfinite(strength):
+        raise FacelibError(f"strength {strength}: give a finite number (1 sets the attributes)")
     if not getattr(run, "conditional", False):
         raise FacelibError(f"{getattr(run, 'path', run)} is an unconditional run: it has no "
                            "attribute input to change. Move the inverted z along an attribute "
@@ -64,8 +73,8 @@ def edit_attributes(run, inverted, changes: Mapping[str, int], *,
     attrs = np.asarray(attrs, np.float32)
     if attrs.ndim != 2 or len(attrs) != len(z):
         raise FacelibError(f"{len(z)} latents but attribute rows of shape {attrs.shape}")
-    return to_uint8(run.synthesize(z, set_attributes(run, attrs, changes),
-                                   batch_size=batch_size))
+    rows = attrs + strength * (set_attributes(run, attrs, changes) - attrs)
+    return to_uint8(run.synthesize(z, rows, batch_size=batch_size, extrapolate=strength != 1.0))
 
 
 __all__ = ["edit_attributes", "set_attributes"]

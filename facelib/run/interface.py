@@ -173,7 +173,8 @@ class Run:
         pick = np.random.default_rng(seed).choice(np.flatnonzero(mask), size=n, p=p)
         return rows[pick].astype(np.float32)
 
-    def _attributes_for(self, n: int, attrs, seed: int) -> np.ndarray | None:
+    def _attributes_for(self, n: int, attrs, seed: int, extrapolate: bool = False
+                        ) -> np.ndarray | None:
         if attrs is None:
             return self.sample_attributes(n, None, seed) if self.conditional else None
         if not self.conditional:
@@ -185,21 +186,33 @@ class Run:
         arr = np.asarray(attrs, np.float32)
         if arr.ndim == 1:
             arr = np.broadcast_to(arr, (n, arr.shape[0]))
-        if arr.shape != (n, self.config.num_attributes) or not np.isin(arr, (0, 1)).all():
+        if arr.shape != (n, self.config.num_attributes):
             raise FacelibError(f"attrs must be a dict name->0/1 or an ({n}, "
                                f"{self.config.num_attributes}) array of 0/1, got {arr.shape}")
+        if extrapolate:
+            if not np.isfinite(arr).all():
+                raise FacelibError("attrs has NaN or infinite values; give finite numbers")
+        elif not np.isin(arr, (0, 1)).all():
+            bad = sorted(set(np.unique(arr[~np.isin(arr, (0, 1))]).tolist()))[:4]
+            raise FacelibError(f"attrs must be 0/1, got values such as {bad} (CelebA's raw -1/1 "
+                               "labels? map -1 to 0); values beyond 0/1 are for edits: "
+                               "extrapolate=True")
         return arr
 
-    def synthesize(self, z, attrs=None, batch_size: int = 256, seed: int = 0) -> np.ndarray:
+    def synthesize(self, z, attrs=None, batch_size: int = 256, seed: int = 0,
+                   extrapolate: bool = False) -> np.ndarray:
         """Latents (n, latent_dim) [+ attributes] -> float32 NHWC images in [-1, 1].
 
         attrs: None (conditional runs draw from the data's joint distribution with ``seed``),
-        a dict of attributes to fix, or an (n, 40) 0/1 array.
+        a dict of attributes to fix, or an (n, 40) 0/1 array. ``extrapolate=True`` admits any
+        finite values in the array: the generator is linear in its attribute input up to the
+        first nonlinearity, so 2 asks for an attribute about twice as strongly as 1 (what
+        ``edit_attributes(..., strength=2)`` uses); training only ever showed it 0 and 1.
         """
         z = np.asarray(z, np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise FacelibError(f"latents must have shape (n, {self.latent_dim}), got {z.shape}")
-        y = self._attributes_for(len(z), attrs, seed)
+        y = self._attributes_for(len(z), attrs, seed, extrapolate)
         out = []
         for i in range(0, len(z), batch_size):
             inputs = z[i:i + batch_size] if y is None else [z[i:i + batch_size], y[i:i + batch_size]]

@@ -217,7 +217,7 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
             for start, spe, initial_epoch, epochs in _segments(step, config.steps, epoch_steps):
                 dataset = make_dataset(cache, config.batch_size, seed=config.seed,
                                        start_step=start, flip=config.flip, split="train",
-                                       resolution=config.resolution)
+                                       resolution=config.resolution, uint8=True)
                 history = gan.fit(dataset, steps_per_epoch=spe, initial_epoch=initial_epoch,
                                   epochs=epochs, callbacks=all_callbacks, verbose=verbose,
                                   shuffle=False)

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from facelib.config import Config
+from facelib.data.pipeline import to_model_input
 from facelib.models import build_discriminator, build_generator
 from facelib.training import augment
 from facelib.training.losses import LOSSES, gradient_penalty
@@ -113,6 +114,8 @@ class GAN(keras.Model):
     def train_step(self, data):
         cfg = self.config
         real, attrs = data
+        if real.dtype == tf.uint8:  # make_dataset(uint8=True): converted here, on the device
+            real = to_model_input(real, cfg.resolution)
         real = tf.cast(real, self.compute_dtype)
         attrs = tf.cast(attrs, "float32")
         b = real.shape[0]
