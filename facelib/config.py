@@ -44,6 +44,11 @@ class Config:
     # AC-GAN (Odena et al. 2017) on top of the projection: D also predicts the attributes (a
     # second head), learnt on real faces; G is pushed to make its faces' attributes readable.
     attribute_loss: float = 0.0
+    # Conditional runs: training rows holding one of these attributes, where it is rarer than
+    # balance_share, are drawn more often (facelib.data.pipeline.rare_attribute_weights).
+    # Empty: rows are drawn as the data has them.
+    balance_attributes: tuple[str, ...] = ()
+    balance_share: float = 0.15
     spectral_norm: bool = False
     loss: str = "ns"
     gp_weight: float = 10.0
@@ -73,8 +78,9 @@ class Config:
     kid_network: str = "standard"  # "standard" (FID Inception) or "test" (random net, NOT comparable)
 
     def __post_init__(self) -> None:
-        if isinstance(self.diffaugment_policy, (list, tuple)):
-            self.diffaugment_policy = tuple(self.diffaugment_policy)
+        for name in TUPLE_FIELDS:
+            if isinstance(getattr(self, name), (list, tuple)):
+                setattr(self, name, tuple(getattr(self, name)))
         # Runs from before `precision` existed said mixed_precision=true for float16: read it
         # once into `precision`, which alone decides from then on (so replace(precision=...)
         # is never overruled by a stale switch).
@@ -103,9 +109,10 @@ class Config:
                 bad(name, "a finite number")
             if hint is str and not isinstance(value, str):
                 bad(name, "a string")
-            if name == "diffaugment_policy" and not (
-                    isinstance(value, tuple) and all(isinstance(op, str) for op in value)):
-                bad(name, f"a list of names from {DIFFAUGMENT_OPS}")
+            if name in TUPLE_FIELDS and not (
+                    isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+                bad(name, "a list of names" + (f" from {DIFFAUGMENT_OPS}"
+                                               if name == "diffaugment_policy" else ""))
 
         if self.resolution not in RESOLUTIONS:
             bad("resolution", f"one of {RESOLUTIONS}")
@@ -144,6 +151,11 @@ class Config:
         if self.attribute_loss > 0 and not self.conditional:
             bad("attribute_loss", "0 for an unconditional run (the attribute loss needs "
                 "conditional=true)")
+        if not 0 < float(self.balance_share) < 1:
+            bad("balance_share", "a fraction in (0, 1), e.g. 0.15")
+        if self.balance_attributes and not self.conditional:
+            bad("balance_attributes", "empty for an unconditional run (it reweights attributes "
+                "the generator is conditioned on)")
         if float(self.gp_weight) < 0:
             bad("gp_weight", "a float >= 0")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -158,7 +170,8 @@ class Config:
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["diffaugment_policy"] = list(self.diffaugment_policy)
+        for name in TUPLE_FIELDS:
+            d[name] = list(getattr(self, name))
         return d
 
     @classmethod
@@ -203,6 +216,9 @@ class Config:
         except FacelibError as e:
             raise FacelibError(f"{path}: {e}. Fix or remove that entry in the file (the run's "
                                "checkpoints are untouched)") from None
+
+
+TUPLE_FIELDS = ("diffaugment_policy", "balance_attributes")  # lists of names in config.json
 
 
 @functools.lru_cache(maxsize=1)

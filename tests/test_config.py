@@ -22,6 +22,9 @@ def test_presets_are_valid_and_round_trip(name, tmp_path):
     ("g_lr", 0.0, "(0, 1)"),
     ("ema_decay", 1.0, "[0, 1)"),
     ("diffaugment_policy", ("color", "rotate"), "subset"),
+    ("balance_share", 1.0, "(0, 1)"),
+    ("balance_attributes", ("Bald",), "empty for an unconditional run"),
+    ("balance_attributes", "Bald", "a list of names"),
 ])
 def test_invalid_values_name_the_field_and_the_allowed_values(field, value, allowed):
     with pytest.raises(FacelibError) as e:

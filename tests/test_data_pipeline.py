@@ -62,6 +62,49 @@ def test_plan_rejects_bad_arguments(cache):
         next(batch_plan(cache.indices("train"), B, start_step=-1))
 
 
+def test_rare_attribute_weights_lift_rare_attributes_to_the_share():
+    from facelib.data.pipeline import rare_attribute_weights
+
+    # 100 rows; attribute 0 on 5 rows (5%), attribute 1 on 40 rows, attribute 2 on 1 row
+    a = np.zeros((100, 3), np.int8)
+    a[:5, 0] = 1
+    a[50:90, 1] = 1
+    a[99, 2] = 1
+    w = rare_attribute_weights(a, 0.2, cap=10)
+    assert np.allclose(w[:5], 0.2 / 0.05) and np.allclose(w[50:90], 1.0)
+    assert w[99] == 10  # 0.2 / 0.01 = 20, capped
+    assert np.allclose(w[5:50], 1.0)
+    p = w / w.sum()
+    assert p[:5].sum() == pytest.approx(20 / (20 + 10 + 94))  # 5 rows x 4 of 124 in all
+    with pytest.raises(FacelibError, match="fraction in"):
+        rare_attribute_weights(a, 0)
+    with pytest.raises(FacelibError, match=r"\(N, A\)"):
+        rare_attribute_weights(np.zeros(5), 0.2)
+
+
+def test_weighted_plan_draws_in_proportion_deterministically_and_resumes_exactly(cache):
+    train = cache.indices("train")
+    weights = np.ones(len(train))
+    weights[0] = 30.0  # one face drawn about 30 / 48 of the time
+    plan = batch_plan(train, B, seed=2, weights=weights)
+    rows = np.concatenate([next(plan)[0] for _ in range(400)])
+    share = np.mean(rows == train[0])
+    assert 0.55 < share < 0.70
+    assert set(rows.tolist()) <= set(train.tolist())
+    again = batch_plan(train, B, seed=2, weights=weights)
+    fresh = [next(again) for _ in range(10)]
+    resumed = batch_plan(train, B, seed=2, weights=weights, start_step=6)
+    for want in fresh[6:]:
+        got = next(resumed)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    uniform = batch_plan(train, B, seed=2)
+    assert not all(np.array_equal(next(uniform)[0], f[0]) for f in fresh[:4])
+    with pytest.raises(FacelibError, match="one per row of the split"):
+        next(batch_plan(train, B, weights=np.ones(3)))
+    with pytest.raises(FacelibError, match="finite non-negative"):
+        next(batch_plan(train, B, weights=-np.ones(len(train))))
+
+
 def test_gather_returns_rows_in_the_requested_order(cache):
     rows = np.array([17, 2, 9, 2])
     assert np.array_equal(gather(cache.images, rows), np.asarray(cache.images)[rows])
@@ -204,3 +247,22 @@ def test_cli_trains_a_32px_model_from_a_64px_cache(tmp_path, _hermetic_cache, ca
                  "--steps", "3", "--resume", "--quiet"]) == 0
     assert f"resumed from step 2 (checkpoint {run / 'checkpoints' / 'step-00000002'})" \
         in capsys.readouterr().out
+
+
+def test_cli_trains_with_balanced_rare_attributes_and_names_unknown_ones(tmp_path, _hermetic_cache,
+                                                                         capsys):
+    import json
+
+    from facelib.cli import main
+    from facelib.data.sample import sample_cache
+
+    base = ["train", "--data", str(sample_cache(64)), "--preset", "smoke", "--conditional",
+            "--steps", "2", "--quiet"]
+    run = tmp_path / "balanced"
+    assert main(base + ["--run", str(run), "--set", "balance_attributes=Eyeglasses, Bald"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["balance_attributes"] == ["Eyeglasses", "Bald"]
+    assert main(base + ["--run", str(tmp_path / "bad"), "--set",
+                        "balance_attributes=Sunglasses"]) == 2
+    err = capsys.readouterr().err
+    assert "balance_attributes ['Sunglasses'] are not attributes of" in err and "Eyeglasses" in err

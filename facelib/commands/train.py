@@ -42,7 +42,7 @@ def add_arguments(p) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict:
-    from facelib.config import Config
+    from facelib.config import TUPLE_FIELDS, Config
     from facelib.errors import FacelibError
 
     types = {f.name: f.type for f in dataclasses.fields(Config)}
@@ -62,8 +62,8 @@ def _parse_sets(items: list[str]) -> dict:
             out[name] = int(raw)
         elif hint is float:
             out[name] = float(raw)
-        elif name == "diffaugment_policy":
-            out[name] = tuple(x for x in raw.split(",") if x)
+        elif name in TUPLE_FIELDS:
+            out[name] = tuple(x.strip() for x in raw.split(",") if x.strip())
         else:
             out[name] = raw
     return out
@@ -82,7 +82,6 @@ def overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     from facelib.config import preset
     from facelib.run.folder import RunFolder

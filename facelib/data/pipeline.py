@@ -10,7 +10,6 @@ the TensorFlow graph.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -29,14 +28,44 @@ def steps_per_epoch(cache, batch_size: int, split: str = "train") -> int:
     return len(_as_cache(cache).indices(split)) // int(batch_size)
 
 
+def rare_attribute_weights(attributes, share: float, cap: float = 10.0) -> np.ndarray:
+    """A draw weight per row: rows holding an attribute that fewer than ``share`` of the rows
+    hold get ``share / its share`` (their rarest such attribute's), at most ``cap``; others 1.
+
+    Why: a conditional generator sees each attribute as often as the data has it, and
+    CelebA's rare ones (Bald 2%, Wearing_Hat 5%, Eyeglasses 7%) come out weakest when asked
+    for. Drawn with these weights, each rare attribute appears in about ``share`` of the rows
+    (less where the cap binds); the cap bounds how often one face repeats per epoch.
+    """
+    a = np.asarray(attributes) > 0
+    if a.ndim != 2 or len(a) == 0:
+        raise FacelibError(f"attribute rows must be a non-empty (N, A) array, got shape {a.shape}")
+    if not 0 < float(share) < 1:
+        raise FacelibError(f"share {share}: give a fraction in (0, 1), e.g. 0.15")
+    freq = a.mean(axis=0)
+    boost = np.where((freq > 0) & (freq < share), share / np.maximum(freq, 1e-12), 1.0)
+    return np.minimum(np.max(np.where(a, boost[None], 1.0), axis=1), float(cap))
+
+
 def batch_plan(indices: np.ndarray, batch_size: int, seed: int = 0, start_step: int = 0,
-               flip: bool = True, repeat: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+               flip: bool = True, repeat: bool = True, weights: np.ndarray | None = None
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (rows int64 (B,), flip bool (B,)) for steps ``start_step, start_step + 1, ...``.
 
     With ``repeat=False`` it stops at the end of the epoch that contains ``start_step``.
+    ``weights`` (one per index, e.g. ``rare_attribute_weights``): each epoch draws its rows
+    with replacement in proportion to them instead of permuting the split; still a function
+    of (seed, epoch), so resuming stays exact.
     """
     indices = np.asarray(indices, dtype=np.int64)
     n, b = len(indices), int(batch_size)
+    p = None
+    if weights is not None:
+        w = np.asarray(weights, np.float64)
+        if w.shape != (n,) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise FacelibError(f"weights must be {n} finite non-negative numbers, not all 0 "
+                               f"(one per row of the split); got shape {w.shape}")
+        p = w / w.sum()
     if b <= 0:
         raise FacelibError(f"batch_size must be positive, got {batch_size}")
     steps = n // b
@@ -47,7 +76,8 @@ def batch_plan(indices: np.ndarray, batch_size: int, seed: int = 0, start_step: 
         raise FacelibError(f"start_step must be >= 0, got {start_step}")
     epoch, first = divmod(int(start_step), steps)
     while True:
-        perm = np.random.default_rng([seed, epoch]).permutation(n)
+        rng = np.random.default_rng([seed, epoch])
+        perm = rng.permutation(n) if p is None else rng.choice(n, size=n, replace=True, p=p)
         flips = (np.random.default_rng([seed, epoch, 1]).random(n) < 0.5) if flip else np.zeros(n, bool)
         for k in range(first, steps):
             sl = slice(k * b, (k + 1) * b)
@@ -101,7 +131,7 @@ def to_model_input(images, resolution: int | None = None):
 
 def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, flip: bool = True,
                  split: str = "train", repeat: bool = True, resolution: int | None = None,
-                 uint8: bool = False):
+                 uint8: bool = False, weights: np.ndarray | None = None):
     """A tf.data.Dataset of (images float32 [-1, 1] (B, R, R, 3), attributes float32 0/1 (B, A)).
 
     ``cache``: a FaceCache or the path of one. Batches are full (remainder dropped), shuffled per
@@ -116,10 +146,13 @@ def make_dataset(cache, batch_size: int, seed: int = 0, start_step: int = 0, fli
     ``GAN.train_step`` does. Why: converting to float on the CPU took more time than gathering
     the faces (``benchmarks/bench_pipeline.py`` measures both), and a GPU does it in
     microseconds; uint8 is also a quarter of the bytes to copy to it.
+
+    ``weights``: one per row of ``split``, for ``batch_plan`` (rows drawn in proportion).
     """
     cache = _as_cache(cache)
     indices = cache.indices(split)
-    plan_args = (indices, int(batch_size), int(seed), int(start_step), bool(flip), bool(repeat))
+    plan_args = (indices, int(batch_size), int(seed), int(start_step), bool(flip), bool(repeat),
+                 weights)
     next(batch_plan(*plan_args), None)  # validate the arguments now, not inside TensorFlow
     factor = downsample_factor(cache.resolution, resolution)
     images, attributes = cache.images, cache.attributes

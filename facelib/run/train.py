@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from facelib.config import Config
 from facelib.data.cache import FaceCache
-from facelib.data.pipeline import downsample_factor, make_dataset, steps_per_epoch
+from facelib.data.pipeline import (downsample_factor, make_dataset, rare_attribute_weights,
+                                    steps_per_epoch)
 from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
 from facelib.images import resize_batch
@@ -212,12 +213,23 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
                 resolution=config.resolution,
                 network=config.kid_network, seed=config.seed))
         epoch_steps = config.epoch_steps or steps_per_epoch(cache, config.batch_size, "train")
+        weights = None
+        if config.balance_attributes:
+            names = list(cache.attribute_names or [])
+            unknown = [a for a in config.balance_attributes if a not in names]
+            if unknown:
+                raise FacelibError(f"balance_attributes {unknown} are not attributes of "
+                                   f"{cache.path}; choose from {', '.join(names)}")
+            cols = [names.index(a) for a in config.balance_attributes]
+            rows = cache.attributes[cache.indices("train")]
+            weights = rare_attribute_weights(np.asarray(rows)[:, cols], config.balance_share)
         logs: dict = {}
         try:
             for start, spe, initial_epoch, epochs in _segments(step, config.steps, epoch_steps):
                 dataset = make_dataset(cache, config.batch_size, seed=config.seed,
                                        start_step=start, flip=config.flip, split="train",
-                                       resolution=config.resolution, uint8=True)
+                                       resolution=config.resolution, uint8=True,
+                                       weights=weights)
                 history = gan.fit(dataset, steps_per_epoch=spe, initial_epoch=initial_epoch,
                                   epochs=epochs, callbacks=all_callbacks, verbose=verbose,
                                   shuffle=False)
