@@ -266,3 +266,4 @@ def test_cli_trains_with_balanced_rare_attributes_and_names_unknown_ones(tmp_pat
                         "balance_attributes=Sunglasses"]) == 2
     err = capsys.readouterr().err
     assert "balance_attributes ['Sunglasses'] are not attributes of" in err and "Eyeglasses" in err
+    assert not (tmp_path / "bad" / "config.json").exists()  # refused before anything is written

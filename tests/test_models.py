@@ -134,6 +134,7 @@ def test_initial_weights_are_a_function_of_the_config_across_processes():
     """A shared unseeded Keras initializer takes its seed from the OS once per process, so
     ``train --seed 0`` twice started from different weights (the two-replica test only agreed
     because both builds shared a process). Now a second process builds the same bytes."""
+    import os
     import subprocess
     import sys
 
@@ -142,7 +143,7 @@ def test_initial_weights_are_a_function_of_the_config_across_processes():
     here = {arch: namespace["digest"](arch, 0) for arch in ("dcgan", "resnet")}
     code = _DIGEST + "\nprint(digest('dcgan', 0), digest('resnet', 0))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "PYTHONHASHSEED": "123"})
+                          env={**os.environ, "PYTHONHASHSEED": "123"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     there = proc.stdout.split()[-2:]
     assert there == [here["dcgan"], here["resnet"]]

@@ -34,7 +34,6 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def run(args) -> int:
-
     from facelib.run.interface import open_run
     from facelib.classifier import AttributeClassifier
     from facelib.attribute_control import attribute_figure, control_accuracy

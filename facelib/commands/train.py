@@ -82,7 +82,6 @@ def overrides(args) -> dict:
 
 
 def run(args) -> int:
-
     from facelib.config import preset
     from facelib.run.folder import RunFolder
     from facelib.run.train import train

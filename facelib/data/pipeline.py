@@ -47,6 +47,22 @@ def rare_attribute_weights(attributes, share: float, cap: float = 10.0) -> np.nd
     return np.minimum(np.max(np.where(a, boost[None], 1.0), axis=1), float(cap))
 
 
+def balance_weights(cache, names, share: float, split: str = "train") -> np.ndarray | None:
+    """``rare_attribute_weights`` over the named attribute columns of ``cache``'s ``split``
+    (one weight per row of the split, for ``make_dataset(weights=...)``); None when no names
+    are given. Unknown names are one FacelibError that lists the cache's attributes."""
+    if not names:
+        return None
+    cache = _as_cache(cache)
+    known = list(cache.attribute_names or [])
+    unknown = [a for a in names if a not in known]
+    if unknown:
+        raise FacelibError(f"balance_attributes {unknown} are not attributes of {cache.path}; "
+                           f"choose from {', '.join(known) or 'none (the cache has no labels)'}")
+    rows = np.asarray(cache.attributes[cache.indices(split)])
+    return rare_attribute_weights(rows[:, [known.index(a) for a in names]], share)
+
+
 def batch_plan(indices: np.ndarray, batch_size: int, seed: int = 0, start_step: int = 0,
                flip: bool = True, repeat: bool = True, weights: np.ndarray | None = None
                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from facelib.config import Config
 from facelib.data.cache import FaceCache
-from facelib.data.pipeline import (downsample_factor, make_dataset, rare_attribute_weights,
+from facelib.data.pipeline import (balance_weights, downsample_factor, make_dataset,
                                     steps_per_epoch)
 from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
@@ -164,6 +164,8 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
     if n_train < config.batch_size:
         raise FacelibError(f"{data} has {n_train} training images, fewer than batch_size "
                            f"{config.batch_size}: lower --batch-size or use more data")
+    # checked before anything is written or built
+    weights = balance_weights(cache, config.balance_attributes, config.balance_share)
 
     folder.write_config(config)
     folder.write_data_info(data, len(cache), n_train, cache.resolution)
@@ -213,16 +215,6 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
                 resolution=config.resolution,
                 network=config.kid_network, seed=config.seed))
         epoch_steps = config.epoch_steps or steps_per_epoch(cache, config.batch_size, "train")
-        weights = None
-        if config.balance_attributes:
-            names = list(cache.attribute_names or [])
-            unknown = [a for a in config.balance_attributes if a not in names]
-            if unknown:
-                raise FacelibError(f"balance_attributes {unknown} are not attributes of "
-                                   f"{cache.path}; choose from {', '.join(names)}")
-            cols = [names.index(a) for a in config.balance_attributes]
-            rows = cache.attributes[cache.indices("train")]
-            weights = rare_attribute_weights(np.asarray(rows)[:, cols], config.balance_share)
         logs: dict = {}
         try:
             for start, spe, initial_epoch, epochs in _segments(step, config.steps, epoch_steps):
