@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from sklearn.metrics import roc_auc_score
 
 from facelib.data.cache import FaceCache
 from facelib.data.celeba import ATTRIBUTE_NAMES
+from facelib.atomic import replace_file
 from facelib.errors import FacelibError
 from facelib.images import resize_batch, to_uint8
 from facelib.run.pretrained import is_pretrained, pretrained_path
@@ -222,10 +222,8 @@ def format_report(report: dict, top: int = 8) -> str:
 # --------------------------------------------------------------------------------------------
 
 def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2)
+    replace_file(path, lambda tmp: Path(tmp).write_text(text))
 
 
 class AttributeClassifier:

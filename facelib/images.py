@@ -3,7 +3,7 @@ for aligning a face photo, uint8/float conversion and grid figures.
 
 Models work in float32 NHWC in [-1, 1]; files, caches and users see uint8 NHWC RGB. This module
 imports only numpy, OpenCV (Pillow to read image headers), the standard library and the base
-layer (``facelib.errors``, ``facelib.limits``); everything else takes
+layer (``facelib.errors``, ``facelib.limits``, ``facelib.atomic``); everything else takes
 its geometry from here, so the cache writer, the detector and inversion crop and resize alike.
 """
 
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from facelib.atomic import replace_file
 from facelib.errors import FacelibError
 from facelib.limits import limit
 
@@ -59,11 +58,7 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     ok, buf = cv2.imencode(suffix, np.ascontiguousarray(np.asarray(image)[..., ::-1]))
     if not ok:
         raise ValueError(f"could not encode an image as {suffix}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=suffix)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
-    return path
+    return replace_file(path, lambda tmp: Path(tmp).write_bytes(buf.tobytes()))
 
 
 def save_grid(images, path: str | Path, ncols: int | None = None) -> Path:

@@ -8,7 +8,6 @@ the last good one; a resume moves them aside and never deletes the good one.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from facelib.atomic import replace_file
 from facelib.errors import FacelibError
 from facelib.data.cache import FaceCache
 from facelib.images import read_image, write_image
@@ -158,11 +158,8 @@ class Study:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(obj, indent=1) + "\n"
+    replace_file(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _as_runs(runs: Any) -> dict[str, Any]:

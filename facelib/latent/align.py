@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facelib.errors import FacelibError

@@ -21,8 +21,6 @@ columns. Directions live in ``RUN/directions/<set>.npz`` (names, unit vectors, J
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -33,6 +31,7 @@ from sklearn.decomposition import PCA
 from sklearn.svm import LinearSVC
 
 from facelib.data.celeba import ATTRIBUTE_NAMES
+from facelib.atomic import replace_file
 from facelib.errors import FacelibError
 from facelib.images import make_grid, to_uint8, write_image
 
@@ -109,14 +108,13 @@ class DirectionSet:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename), like every other facelib artefact."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, names=np.array(self.names, dtype=str), vectors=self.vectors,
-                     kind=np.array(self.kind), meta=np.array(json.dumps(_jsonable(self.meta))))
-        os.replace(tmp, path)
-        return path
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, names=np.array(self.names, dtype=str), vectors=self.vectors,
+                         kind=np.array(self.kind),
+                         meta=np.array(json.dumps(_jsonable(self.meta))))
+
+        return replace_file(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> "DirectionSet":

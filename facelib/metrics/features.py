@@ -23,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
+from facelib.atomic import replace_file
 from facelib.errors import FacelibError
 from facelib.images import to_uint8
 
@@ -435,11 +435,11 @@ def _load_cached(path: Path, n: int, dim: int) -> np.ndarray | None:
 
 
 def _store(path: Path, feats: np.ndarray, network: FeatureNetwork) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, np.asarray(feats, dtype=np.float32))
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(feats, dtype=np.float32))
+
+    replace_file(path, write)
     meta = {"network": network.name, "network_id": network.id,
             "convention": getattr(network, "convention", None),
             "preprocessing": network.preprocessing, "count": int(feats.shape[0]),
