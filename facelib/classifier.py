@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -294,14 +293,20 @@ class AttributeClassifier:
     # -- files ---------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write classifier.keras, meta.json (and report.json when there is a report) into the
-        folder `path`; each file is replaced atomically."""
+        folder `path`; each file is replaced atomically.
+
+        The model is saved without its optimizer: ``load`` never compiles it (a classifier is
+        only ever used to predict), and Adam's two moments would double the file's size."""
         path = Path(path)
         if path.suffix == ".keras":
             raise FacelibError(f"save() takes a folder, got {path}; pass {path.with_suffix('')}")
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".{MODEL_FILE}.tmp-{os.getpid()}.keras"
-        self.model.save(tmp)
-        os.replace(tmp, path / MODEL_FILE)
+        model = self.model
+        if getattr(model, "optimizer", None) is not None:
+            # the same layers, uncompiled (keras.models.clone_model would compile the copy)
+            model = type(self.model).from_config(self.model.get_config())
+            model.set_weights(self.model.get_weights())
+        replace_file(path / MODEL_FILE, model.save)
         meta = {**self.meta, "format": FORMAT, "resolution": self.resolution,
                 "attribute_names": self.attribute_names}
         _write_json(path / META_FILE, meta)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 
@@ -77,6 +80,13 @@ def test_save_load_gives_identical_predictions(cache32, tmp_path):
     assert loaded.report["n"] == 32 and loaded.evaluate(x[64:], a[64:]) == clf.report
     assert before.shape == (32, 40) and before.dtype == np.float32
     assert ((before > 0) & (before < 1)).all()
+    # saved without the optimizer (load never compiles): no Adam moments in the weights file
+    with zipfile.ZipFile(tmp_path / "c" / "classifier.keras") as z, \
+            h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
+        groups = []
+        h5.visit(groups.append)
+    assert groups and not [g for g in groups if "optimizer" in g]
+    assert clf.model.optimizer is not None  # the in-memory classifier keeps its own
 
 
 def test_any_resolution_and_float_input(trained, heldout):
