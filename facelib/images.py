@@ -223,6 +223,18 @@ ALIGN_HINT = ("an aligned, CelebA-style face crop: either a CelebA img_align_cel
               "that frame")
 
 
+def face_frame(height: int, width: int) -> str | None:
+    """The face frame an image of ``height`` x ``width`` has by its aspect alone: ``"none"``
+    (square), ``"celeba"`` (CelebA's aligned portrait) or None (neither); the bands are
+    explained in :func:`face_crop_mode`."""
+    aspect = height / width
+    if abs(aspect - 1.0) <= ASPECT_TOLERANCE:
+        return "none"
+    if abs(aspect / CELEBA_ASPECT - 1.0) <= ASPECT_TOLERANCE:
+        return "celeba"
+    return None
+
+
 def face_crop_mode(height: int, width: int, resolution: int, name: str = "image") -> str:
     """The crop an aligned face photo of ``height`` x ``width`` gets: ``"none"`` (a square face
     crop) or ``"celeba"`` (a CelebA-shaped portrait: the CelebA face box); FacelibError, naming
@@ -241,15 +253,11 @@ def face_crop_mode(height: int, width: int, resolution: int, name: str = "image"
     the generator and the detector both saw enlarged faces, and refusing them would refuse the
     training photos. Beyond 2x (or under 24 px) too little of the face is left to invert or judge.
     """
-    aspect = height / width
-    if abs(aspect - 1.0) <= ASPECT_TOLERANCE:
-        mode = "none"
-    elif abs(aspect / CELEBA_ASPECT - 1.0) <= ASPECT_TOLERANCE:
-        mode = "celeba"
-    else:
+    mode = face_frame(height, width)
+    if mode is None:
         raise FacelibError(
-            f"{name} is {width}x{height} (aspect h/w {aspect:.2f}): neither square nor CelebA's "
-            f"aligned 178x218 ({CELEBA_ASPECT:.2f}); expected {ALIGN_HINT}")
+            f"{name} is {width}x{height} (aspect h/w {height / width:.2f}): neither square nor "
+            f"CelebA's aligned 178x218 ({CELEBA_ASPECT:.2f}); expected {ALIGN_HINT}")
     side = crop_box(height, width, mode)[2]
     need = max(MIN_FACE_SIDE, resolution // 2)
     if side < need:

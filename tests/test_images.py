@@ -143,3 +143,14 @@ def test_images_is_the_lowest_layer():
                "__future__"}
     outside = {m for m in modules if m not in allowed and m.split(".")[0] not in sys.stdlib_module_names}
     assert not outside, f"facelib/images.py imports {sorted(outside)}"
+
+
+def test_face_frame_bands():
+    """The aspect rule face_crop_mode and the detector's read_face share: square and CelebA's
+    178x218 portrait each within 8 % (relative); anything between or beyond is neither."""
+    from facelib.images import face_frame
+
+    assert face_frame(64, 64) == "none" and face_frame(107, 100) == "none"
+    assert face_frame(218, 178) == "celeba" and face_frame(109, 89) == "celeba"
+    assert face_frame(110, 100) is None          # between the bands (1.10)
+    assert face_frame(100, 200) is None and face_frame(300, 178) is None

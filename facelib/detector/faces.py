@@ -23,8 +23,8 @@ import numpy as np
 
 from facelib.data.cache import FaceCache
 from facelib.errors import FacelibError
-from facelib.images import (ASPECT_TOLERANCE, CELEBA_ASPECT, MIN_FACE_SIDE, align_face,
-                            process_image, read_image, resize_batch, to_uint8)
+from facelib.images import (MIN_FACE_SIDE, align_face, face_frame, process_image, read_image,
+                            resize_batch, to_uint8)
 
 # The CNNDetection "Blur+JPEG(0.5)" recipe (Wang et al. 2020, train.py --blur_prob 0.5
 # --blur_sig 0.0,3.0 --jpg_prob 0.5 --jpg_qual 30,100).
@@ -154,9 +154,7 @@ def read_face(path: str | Path, resolution: int) -> np.ndarray:
     except ValueError:
         raise FacelibError(f"{path}: not a readable image; pass a JPEG or PNG file") from None
     h, w = image.shape[:2]
-    aspect = h / w
-    if (abs(aspect - 1.0) <= ASPECT_TOLERANCE
-            or abs(aspect / CELEBA_ASPECT - 1.0) <= ASPECT_TOLERANCE):
+    if face_frame(h, w) is not None:
         return align_face(image, resolution, name=str(path))
     need = max(MIN_FACE_SIDE, resolution // 2)
     if min(h, w) < need:
