@@ -73,12 +73,15 @@ def _type_value(page, slider, value: str) -> None:
     page.keyboard.press("Enter")
 
 
-def test_direction_slider_changes_the_face_and_back(latent_nb):
-    page = latent_nb.page
-    out = latent_nb.run(1, expect="img.widget-image")
+def _face(latent_nb, cell: int):
+    """Run the widget cell and return (page, its output, the face image, its src, a screenshot)."""
+    out = latent_nb.run(cell, expect="img.widget-image")
     img = out.locator("img.widget-image").first
-    src = img.get_attribute("src")
-    original = kit.shot(img)
+    return latent_nb.page, out, img, img.get_attribute("src"), kit.shot(img)
+
+
+def test_direction_slider_changes_the_face_and_back(latent_nb):
+    page, out, img, src, original = _face(latent_nb, 1)
     assert original.shape[:2] == (256, 256)
     slider = _slider(out, "PC0")
     expect_readout = slider.locator(".widget-readout").first
@@ -101,11 +104,7 @@ def test_direction_slider_changes_the_face_and_back(latent_nb):
 
 
 def test_upload_inverts_the_photo(latent_nb):
-    page = latent_nb.page
-    out = latent_nb.run(1, expect="img.widget-image")
-    img = out.locator("img.widget-image").first
-    src = img.get_attribute("src")
-    before = kit.shot(img)
+    page, out, img, src, before = _face(latent_nb, 1)
     photo = kit.REPO / "assets" / "celeba-sample" / "img_align_celeba" / "000007.jpg"
     # as a person: press the upload button, pick the file in the browser's file chooser
     with page.expect_file_chooser() as chooser:
@@ -119,11 +118,7 @@ def test_upload_inverts_the_photo(latent_nb):
 
 
 def test_conditional_toggles_change_the_face(latent_nb):
-    page = latent_nb.page
-    out = latent_nb.run(2, expect="img.widget-image")
-    img = out.locator("img.widget-image").first
-    src = img.get_attribute("src")
-    original = kit.shot(img)
+    page, out, img, src, original = _face(latent_nb, 2)
     male = out.locator(".widget-toggle-buttons").filter(
         has=page.locator(".widget-label", has_text=re.compile(r"^Male$")))
     assert male.count() == 1
