@@ -242,9 +242,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # DCGAN, conditional, with AC-GAN's attribute head (balanced control accuracy 0.66 over the
     # 40 attributes against 0.55-0.58 without it), spectral norm and hinge loss, two time-scale
     # learning rates (Adam b1=0, b2=0.9), an EMA of G with ramp-up, DiffAugment. Add
-    # --precision mixed_bfloat16 on CPUs with bfloat16 units (AMX, AVX512-BF16).
+    # --precision mixed_bfloat16 on CPUs with bfloat16 units (AMX, AVX512-BF16). 48,000 steps
+    # (about 40 minutes on 2 cores in bfloat16): the reference network's; at 16,000 its KID and
+    # control were clearly worse (assets/pretrained/README.md); --minutes stops it earlier.
     "cpu-conditional": dict(resolution=32, latent_dim=64, g_width=128, d_width=128,
-                            batch_size=32, steps=16000, conditional=True, attribute_loss=1.0,
+                            batch_size=32, steps=48000, conditional=True, attribute_loss=1.0,
                             augment="diffaugment", spectral_norm=True, loss="hinge", g_lr=1e-4,
                             d_lr=4e-4, beta1=0.0, beta2=0.9, ema_decay=0.999, ema_rampup=True,
                             log_every=50, checkpoint_every=1000, epoch_steps=500,
