@@ -2,11 +2,13 @@
 never half.
 
 Caches, checkpoints and synthetic datasets are written under a temporary name beside their
-destination and moved into place with :func:`replace_dir`; single files with :func:`replace_file`.
+destination and moved into place with :func:`replace_dir`; single files with :func:`replace_file`
+(JSON with :func:`write_json`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -43,6 +45,13 @@ def replace_dir(tmp: str | Path, final: str | Path) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def write_json(path: str | Path, obj, *, indent: int = 1, default=None) -> Path:
+    """``obj`` as JSON text (and a final newline) at ``path``, through :func:`replace_file`.
+    ``default`` is json.dumps's hook for values JSON has no type for (None: they raise)."""
+    text = json.dumps(obj, indent=indent, default=default) + "\n"
+    return replace_file(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def replace_file(path: str | Path, write) -> Path:

@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from facelib.data.cache import FaceCache
 from facelib.data.celeba import ATTRIBUTE_NAMES
-from facelib.atomic import replace_file
+from facelib.atomic import replace_file, write_json
 from facelib.errors import FacelibError
 from facelib.images import resize_batch, to_uint8
 from facelib.run.pretrained import is_pretrained, pretrained_path
@@ -220,11 +220,6 @@ def format_report(report: dict, top: int = 8) -> str:
 # The classifier object.
 # --------------------------------------------------------------------------------------------
 
-def _write_json(path: Path, data: dict) -> None:
-    text = json.dumps(data, indent=2)
-    replace_file(path, lambda tmp: Path(tmp).write_text(text))
-
-
 class AttributeClassifier:
     """A trained attribute CNN with its metadata; predicts P(attribute) for faces of any size."""
 
@@ -309,9 +304,9 @@ class AttributeClassifier:
         replace_file(path / MODEL_FILE, model.save)
         meta = {**self.meta, "format": FORMAT, "resolution": self.resolution,
                 "attribute_names": self.attribute_names}
-        _write_json(path / META_FILE, meta)
+        write_json(path / META_FILE, meta, indent=2)
         if self.report is not None:
-            _write_json(path / REPORT_FILE, self.report)
+            write_json(path / REPORT_FILE, self.report, indent=2)
         return path
 
     @classmethod

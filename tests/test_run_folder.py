@@ -112,3 +112,24 @@ def test_open_run_passes_generator_like_objects_and_refuses_others():
     assert open_run(g) is g
     with pytest.raises(FacelibError, match="is not a run"):
         open_run(42)
+
+
+def test_write_json_replaces_whole_or_not_at_all(tmp_path):
+    """facelib.atomic.write_json: the text json.dumps gives plus a newline, in a file with the
+    umask's permissions; a value JSON cannot hold raises and leaves the old file and no temp."""
+    import os
+
+    from facelib.atomic import write_json
+
+    path = tmp_path / "sub" / "meta.json"
+    write_json(path, {"a": [1, 2]}, indent=2)
+    assert path.read_text() == json.dumps({"a": [1, 2]}, indent=2) + "\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(TypeError):
+        write_json(path, {"b": object()})
+    assert json.loads(path.read_text()) == {"a": [1, 2]}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["meta.json"]
+    write_json(path, {"b": Path("x")}, default=str)
+    assert json.loads(path.read_text()) == {"b": "x"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from facelib.atomic import replace_file
+from facelib.atomic import write_json
 from facelib.errors import FacelibError
 
 MODEL_FILE = "detector.keras"
@@ -32,5 +32,4 @@ def read_meta(path: str | Path) -> dict:
 
 
 def write_meta(path: str | Path, meta: dict) -> None:
-    text = json.dumps(meta, indent=1, default=str) + "\n"
-    replace_file(Path(path) / META_FILE, lambda tmp: Path(tmp).write_text(text))
+    write_json(Path(path) / META_FILE, meta, default=str)

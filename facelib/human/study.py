@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from facelib.atomic import replace_file
+from facelib.atomic import write_json
 from facelib.errors import FacelibError
 from facelib.data.cache import FaceCache
 from facelib.images import read_image, write_image
@@ -155,11 +155,6 @@ class Study:
         return [Trial(self.items[k].id, (self.items[k].id,), self.items[k].kind,
                       (self.items[k].source,))
                 for k in rng.permutation(len(self.items))]
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    text = json.dumps(obj, indent=1) + "\n"
-    replace_file(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _as_runs(runs: Any) -> dict[str, Any]:
@@ -294,7 +289,7 @@ def build_study(folder: str | Path, runs: Any, real: Any, *, n_fake: int = 50,
                     seed=seed, fake_seed=fake_seed, real=dict(cache=cache_label, split=split),
                     runs=runs_meta, items=[asdict(it) for it in items],
                     pairs=[list(p) for p in pairs])
-    _write_json_atomic(folder / MANIFEST, manifest)
+    write_json(folder / MANIFEST, manifest)
     return Study(folder, manifest)
 
 

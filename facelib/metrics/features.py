@@ -21,7 +21,6 @@ or use facelib.metrics.inception.fid_features.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from facelib.atomic import replace_file
+from facelib.atomic import replace_file, write_json
 from facelib.errors import FacelibError
 from facelib.images import to_uint8
 
@@ -444,4 +443,4 @@ def _store(path: Path, feats: np.ndarray, network: FeatureNetwork) -> None:
             "convention": getattr(network, "convention", None),
             "preprocessing": network.preprocessing, "count": int(feats.shape[0]),
             "dim": int(feats.shape[1]), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    write_json(path.with_suffix(".json"), meta)
