@@ -33,6 +33,7 @@ from scipy.stats import rankdata
 from facelib.data.cache import FaceCache
 from facelib.errors import FacelibError
 from facelib.images import make_grid, to_uint8
+from facelib.run.interface import run_label
 
 OTHERS = ("joint", "flip")
 COLUMNS = ("attribute", "share", "on_accuracy", "off_accuracy", "balanced", "auc", "p_on",
@@ -453,7 +454,7 @@ def attribute_figure(run, attributes: Sequence[str], n: int = 8, seed: int = 0,
         ax.set_xticks([])
         for side in ax.spines.values():
             side.set_visible(False)
-    fig.suptitle(f"same latents per column, others={others} ({Path(run.path).name}, "
+    fig.suptitle(f"same latents per column, others={others} ({run_label(run)}, "
                  f"step {getattr(run, 'step', '?')})", fontsize=9)
     fig.tight_layout()
     if path is not None:

@@ -337,6 +337,7 @@ def test_control_accuracy_and_figure_on_a_trained_run(tiny_conditional_run, cach
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert len(fig.axes) == 2 and ticks[0].startswith("Smiling=1\n(acc ") and \
         ticks[1].startswith("Smiling=0") and ticks[0].endswith(")") and "joint" not in ticks[0]
+    assert f"({run.label}, step {run.step})" in fig._suptitle.get_text()
     matplotlib.pyplot.close(fig)
     fig = attribute_figure(run, ["Smiling"], n=2, others="flip", report=report)
     assert fig.axes[0].get_yticklabels()[0].get_text().endswith(" joint)")

@@ -65,14 +65,16 @@ def test_a_run_folder_with_a_checkpoint_is_used(env, shipped, tiny_run, capsys):
     for spec in (tiny_run, str(tiny_run), f"{tiny_run}@latest"):
         run = env.run_or_pretrained(spec, "celeba32")
         assert run.path == Path(tiny_run) and name_of(run.path) is None
+        assert run.label == Path(tiny_run).name  # titles and report keys name the folder
         lines = _lines(capsys)
         assert len(lines) == 1 and str(tiny_run) in lines[0] and "pretrained" not in lines[0]
 
 
 @pytest.mark.slow
 def test_no_trained_run_falls_back_to_the_pretrained_network(env, shipped, tmp_path, capsys):
-    from facelib.run.pretrained import name_of
     from facelib.run.folder import RunFolder
+    from facelib.run.interface import describe_run
+    from facelib.run.pretrained import name_of
 
     unfinished = tmp_path / "runs" / "unfinished"  # a config but no checkpoint yet
     unfinished.mkdir(parents=True)
@@ -81,6 +83,9 @@ def test_no_trained_run_falls_back_to_the_pretrained_network(env, shipped, tmp_p
         for name in ("celeba32", "pretrained:celeba32"):
             run = env.run_or_pretrained(spec, name)
             assert name_of(run.path) == "celeba32"
+            # Its folder is a cache copy named celeba32-<hash>; titles and reports say this:
+            assert run.label == "pretrained:celeba32" and run.path.name != run.label
+            assert describe_run(run)["name"] == "pretrained:celeba32"
             assert run.training_data() is None  # its training cache is not shipped
             lines = _lines(capsys)
             assert len(lines) == 1 and "pretrained:celeba32" in lines[0]

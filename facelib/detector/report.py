@@ -15,7 +15,7 @@ from facelib.detector.faces import (FAKE_SEED_OFFSET, PERTURBATIONS, detector_in
                                     generate_fakes, perturb, real_faces)
 from facelib.errors import FacelibError
 from facelib.run.folder import RunFolder
-from facelib.run.interface import describe_run, open_run
+from facelib.run.interface import describe_run, open_run, run_label
 
 
 def average_precision(labels, scores) -> float:
@@ -123,7 +123,7 @@ def detection_report(detector, cache, seen_runs: Sequence = (),
             run = open_run(spec)
             fake = generate_fakes([run], len(real), detector.resolution, seed=seed)
             fakes.append(fake)
-            name = f"{kind}: {Path(str(run.path)).name}@{run.step}"
+            name = f"{kind}: {run_label(run)}@{run.step}"
             report["generators"][name] = {**evaluate(detector, real, fake), **describe_run(run),
                                           "seen": kind == "seen"}
         if fakes:

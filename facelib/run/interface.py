@@ -27,6 +27,7 @@ from facelib.images import to_uint8
 from facelib.models import build_discriminator, build_generator
 from facelib.run.checkpoints import DamagedCheckpoint
 from facelib.run.folder import RunFolder, parse_run_spec
+from facelib.run.pretrained import PREFIX, name_of
 
 
 def build_float32(builder, config: Config):
@@ -224,6 +225,11 @@ class Run:
         """n faces as uint8 NHWC; the same seed gives the same faces."""
         return to_uint8(self.synthesize(self.sample_latents(n, seed), attrs, batch_size, seed))
 
+    @property
+    def label(self) -> str:
+        """``pretrained:NAME`` or the folder's name: what titles and report keys call it."""
+        return run_label(self)
+
     def training_data(self) -> Path | None:
         """The prepared cache this run was trained on, when it still exists."""
         return self.folder.training_data()
@@ -260,6 +266,10 @@ class GeneratorFile:
         self.step = -1
         self.checkpoint = self.path
 
+    @property
+    def label(self) -> str:
+        return self.path.name
+
     def sample_latents(self, n: int, seed: int = 0) -> np.ndarray:
         return np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
 
@@ -294,11 +304,24 @@ def open_run(spec, checkpoint: str | None = None) -> Run:
     return Run.load(path, checkpoint=checkpoint or named)
 
 
+def run_label(run) -> str:
+    """A short name for figure titles and report keys: ``pretrained:NAME`` for a shipped
+    network (whose folder is a private cache copy named ``NAME-<content hash>``, which tells a
+    reader nothing), else the run folder's or generator file's name; any other generator
+    object is named by its class."""
+    path = getattr(run, "path", None)
+    if path is None:
+        return type(run).__name__
+    name = name_of(path)
+    return PREFIX + name if name is not None else Path(str(path)).name
+
+
 def describe_run(run) -> dict:
     """What a report records about the generator it measured (any run-like object)."""
-    return {"path": str(getattr(run, "path", "?")), "step": int(getattr(run, "step", -1)),
+    return {"path": str(getattr(run, "path", "?")), "name": run_label(run),
+            "step": int(getattr(run, "step", -1)),
             "checkpoint": str(getattr(run, "checkpoint", "")),
             "conditional": bool(getattr(run, "conditional", False))}
 
 
-__all__ = ["GeneratorFile", "Run", "build_float32", "describe_run", "open_run"]
+__all__ = ["GeneratorFile", "Run", "build_float32", "describe_run", "open_run", "run_label"]
