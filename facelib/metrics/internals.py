@@ -155,9 +155,10 @@ def internals_figure(run, path, seed: int = 0, top_k: int = 6, real_image=None,
                 raise FacelibError(f"real_image must be uint8 {fake_u8.shape} like the run's faces,"
                                    f" got {real.dtype} {real.shape}")
             sections.append(d_section(real[None].astype(np.float32) / 127.5 - 1.0, real, "real"))
-    # run.label is pretrained:NAME for a shipped network (measures may not import the run layer).
-    title = (f"{getattr(run, 'label', None) or Path(run.path).name} step {run.step}: strongest channels (mean |activation|) of "
-             "each conv layer")
+    # Run.label says pretrained:NAME for a shipped network; measures may not import the run
+    # layer's run_label, so other generator objects are named by their path here.
+    name = getattr(run, "label", None) or Path(run.path).name
+    title = f"{name} step {run.step}: strongest channels (mean |activation|) of each conv layer"
     plot_activation_maps(sections, path, top_k=top_k, title=title)
     return Path(path)
 

@@ -266,10 +266,6 @@ class GeneratorFile:
         self.step = -1
         self.checkpoint = self.path
 
-    @property
-    def label(self) -> str:
-        return self.path.name
-
     def sample_latents(self, n: int, seed: int = 0) -> np.ndarray:
         return np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
 
