@@ -42,18 +42,28 @@ def _bf16() -> str:
     return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
-SN_HINGE = {"spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4, "beta1": 0.0,
-            "beta2": 0.9, "ema_decay": 0.999, "ema_rampup": True, "precision": "auto"}
+# The cpu preset before ADA joined it: DiffAugment on every face. The candidates measured
+# before then build on it, so the README's tables of those rounds reproduce.
+PRE_ADA = {"ada_target": 0.0}
+SN_HINGE = {**PRE_ADA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
+            "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.999, "ema_rampup": True,
+            "precision": "auto"}
 
 # name -> (preset, overrides). Every candidate is a facelib preset plus fields, so a winner is
 # reproduced with `python -m facelib train --preset P --set FIELD=VALUE ...`.
 CANDIDATES = {
-    # today's CPU preset: a small DCGAN with DiffAugment
+    # today's CPU preset: a small DCGAN with DiffAugment at ADA's adaptive probability (target
+    # 0.6, p moves at most 1 per 100,000 faces)
     "cpu": ("cpu", {}),
-    # the same in bfloat16 where the CPU has bfloat16 units (a faster step; same recipe)
-    "cpu-bf16": ("cpu", {"precision": "auto"}),
+    # the preset before ADA: DiffAugment on every face ("cpu" in the tables before ADA won)
+    "cpu-diffaugment": ("cpu", PRE_ADA),
+    # ... in bfloat16 where the CPU has bfloat16 units (a faster step; same recipe)
+    "cpu-bf16": ("cpu", {**PRE_ADA, "precision": "auto"}),
     # ... with twice the batch (64): fewer, costlier steps that see more faces each
-    "cpu-b64": ("cpu", {"precision": "auto", "batch_size": 64}),
+    "cpu-b64": ("cpu", {**PRE_ADA, "precision": "auto", "batch_size": 64}),
+    # ... with R1 on real faces (gamma 0.01, StyleGAN2-ADA's CIFAR-10 value; lazy, every 16
+    # steps), beside DiffAugment
+    "cpu-r1": ("cpu", {**PRE_ADA, "r1_gamma": 0.01}),
     # Radford et al.'s DCGAN at the same resolution: widths 512-256-128, batch 128, no augmentation
     "radford": ("colab", {"precision": "float32", "jit_compile": False}),
     # spectral norm, hinge, two time-scale learning rates, EMA with ramp-up, bfloat16 where the
@@ -61,6 +71,10 @@ CANDIDATES = {
     "sn-hinge": ("cpu", SN_HINGE),
     # the same on SNGAN's residual nets (widths 64: a step costs 3x the DCGAN's)
     "resnet": ("cpu", {**SN_HINGE, "architecture": "resnet", "g_width": 64, "d_width": 64}),
+    # the conditional recipe (pretrained:celeba32-cond's), drawing its faces for the training
+    # faces' attribute rows; and the same with ADA's adaptive DiffAugment
+    "cond": ("cpu-conditional", {"precision": "auto"}),
+    "cond-ada": ("cpu-conditional", {"precision": "auto", "ada_target": 0.6, "ada_kimg": 100.0}),
 }
 
 

@@ -52,6 +52,10 @@ class Config:
     spectral_norm: bool = False
     loss: str = "ns"
     gp_weight: float = 10.0
+    # R1 (Mescheder et al. 2018): gamma/2 * |grad_x D(x)|^2 on real faces, added to D's loss.
+    # Lazy as in StyleGAN2: computed every r1_every steps, scaled by r1_every. r1_gamma 0: off.
+    r1_gamma: float = 0.0
+    r1_every: int = 16
     n_critic: int = 1
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -61,6 +65,11 @@ class Config:
     steps: int = 10000
     augment: str = "none"
     diffaugment_policy: tuple[str, ...] = ("color", "translation", "cutout")
+    # ADA (Karras et al. 2020) over DiffAugment's ops: each op is applied to an image with
+    # probability p, which rises while D's sign on real faces, E[sign D(x)], is above ada_target
+    # (ADA's 0.6) and falls below it, by at most 1 per ada_kimg thousand images (0: off, p = 1).
+    ada_target: float = 0.0
+    ada_kimg: float = 100.0
     flip: bool = True
     ema_decay: float = 0.999
     ema_rampup: bool = False  # decay min(ema_decay, (1+step)/(10+step)): early EMA not stuck at init
@@ -128,7 +137,7 @@ class Config:
             bad("diffaugment_policy", f"a subset of {DIFFAUGMENT_OPS}")
         positive_ints = ("latent_dim", "g_width", "d_width", "batch_size", "steps", "n_critic",
                          "log_every", "checkpoint_every", "keep_checkpoints", "sample_grid",
-                         "num_attributes")
+                         "num_attributes", "r1_every")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -158,6 +167,17 @@ class Config:
                 "the generator is conditioned on)")
         if float(self.gp_weight) < 0:
             bad("gp_weight", "a float >= 0")
+        if float(self.r1_gamma) < 0:
+            bad("r1_gamma", "a float >= 0 (0: off; StyleGAN2-ADA's heuristic at 32 px, "
+                "batch 32: 0.0064)")
+        if not 0 <= float(self.ada_target) < 1:
+            bad("ada_target", "a float in [0, 1) (0: off; ADA's 0.6)")
+        if self.ada_target > 0 and self.augment != "diffaugment":
+            bad("ada_target", "0 unless augment='diffaugment' (ADA sets how often its ops apply)")
+        if self.ada_target > 0 and self.n_critic > 4:
+            bad("ada_target", "0 with n_critic above 4 (the step's random streams run out)")
+        if float(self.ada_kimg) <= 0:
+            bad("ada_kimg", "a positive number of thousands of images, e.g. 100")
         if not isinstance(self.seed, int) or self.seed < 0:
             bad("seed", "a non-negative integer")
         if not isinstance(self.kid_every, int) or isinstance(self.kid_every, bool) or self.kid_every < 0:
@@ -230,10 +250,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU, seconds: tiny widths at 32x32, for tests, CI and notebooks' smoke profile.
     "smoke": dict(resolution=32, latent_dim=32, g_width=64, d_width=64, batch_size=16, steps=20,
                   log_every=5, checkpoint_every=10, sample_grid=16, ema_decay=0.9),
-    # CPU, minutes: 32x32 faces worth looking at from the bundled sample (DiffAugment for small data).
+    # CPU, minutes: 32x32 faces worth looking at from the bundled sample. DiffAugment for small
+    # data, applied with ADA's adaptive probability: on celeba-8k KID 0.020 against 0.031 at 10
+    # CPU-minutes (2 cores) and 0.020 against 0.022 at 20 (benchmarks/bench_quality.py,
+    # cpu-diffaugment is this preset before ADA, with DiffAugment on every face).
     "cpu": dict(resolution=32, latent_dim=64, g_width=128, d_width=128, batch_size=32, steps=1500,
-                augment="diffaugment", log_every=50, checkpoint_every=250, epoch_steps=250,
-                sample_grid=64, ema_decay=0.99),
+                augment="diffaugment", ada_target=0.6, ada_kimg=100.0, log_every=50,
+                checkpoint_every=250, epoch_steps=250, sample_grid=64, ema_decay=0.99),
     # A free Colab T4: the Radford et al. 64x64 DCGAN, fp16, DiffAugment off (CelebA is large).
     "colab": dict(resolution=64, latent_dim=100, g_width=512, d_width=512, batch_size=128,
                   steps=30000, precision="mixed_float16", jit_compile=True, log_every=100,

@@ -72,6 +72,8 @@ def test_generate_is_seeded(tiny_run):
     dict(loss="wgan-gp", augment="diffaugment", conditional=True),
     dict(architecture="resnet", spectral_norm=True, loss="hinge", ema_rampup=True,
          augment="diffaugment", g_width=32, d_width=32, conditional=True, attribute_loss=1.0),
+    # ADA's p is training state: a resume that restarted it at 0 would gate other faces
+    dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3),
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
@@ -99,6 +101,8 @@ def test_resume_equals_uninterrupted(cache32, tmp_path, options):
             np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
     for wa, wb in zip(a.g_optimizer.variables, b.g_optimizer.variables):
         np.testing.assert_allclose(np.asarray(wa), np.asarray(wb), rtol=1e-5, atol=1e-6)
+    if a.ada_p is not None:
+        assert 0 < float(a.ada_p.numpy()) == pytest.approx(float(b.ada_p.numpy()), abs=1e-7)
 
 
 def test_a_run_folder_is_not_overwritten_without_resume(tiny_run, cache32):
@@ -333,3 +337,120 @@ def test_attribute_loss_needs_a_conditional_run():
 
     with pytest.raises(FacelibError, match="attribute_loss.*conditional=true"):
         preset("smoke", attribute_loss=1.0)
+
+
+def _linear_critic(weights):
+    """D(x) = <w, x>: its input gradient is w for every face."""
+    import keras
+
+    x = keras.Input((32, 32, 3))
+    dense = keras.layers.Dense(1, use_bias=False)
+    out = dense(keras.layers.Flatten()(x))
+    model = keras.Model(x, out)
+    dense.kernel.assign(weights.reshape(-1, 1))
+    return model
+
+
+def test_r1_penalty_known_answer_and_lazy_schedule():
+    """Known answer: for D(x) = <w, x>, R1 is gamma/2 |w|^2 per face, times r1_every at steps
+    divisible by r1_every and 0 at the others (StyleGAN2's lazy regularisation)."""
+    import tensorflow as tf
+
+    from facelib.training.gan import GAN
+
+    w = np.random.default_rng(0).normal(size=32 * 32 * 3).astype("float32") * 0.1
+    gan = GAN(preset("smoke", r1_gamma=0.5, r1_every=4), discriminator=_linear_critic(w))
+    x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (3, 32, 32, 3)).astype("float32"))
+    expected = 0.5 * 0.5 * 4 * float(np.sum(w.astype(np.float64) ** 2))
+    for step, want in ((0, expected), (1, 0.0), (4, expected), (6, 0.0)):
+        gan.step.assign(step)
+        got = np.asarray(gan._r1_penalty(x, None))
+        np.testing.assert_allclose(got, [want] * 3, rtol=1e-4, err_msg=f"step {step}")
+
+
+def _input_gradient_norm(gan, x):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(gan.discriminator(x, training=True))
+    return float(tf.reduce_mean(tf.norm(tf.reshape(tape.gradient(total, x), [len(x), -1]), axis=1)))
+
+
+@pytest.mark.slow
+def test_r1_flattens_the_discriminator_on_real_faces(cache32):
+    """The perturbation: the same 30 steps on real faces from the same initialisation, with a
+    strong R1 and without; D's input gradient on those faces ends up smaller with it."""
+    import tensorflow as tf
+
+    from facelib.data.cache import FaceCache
+    from facelib.training.gan import GAN
+
+    cache = FaceCache.open(cache32)
+    idx = cache.indices("train")[:32]
+    x = tf.constant(np.asarray(cache.images[idx], np.float32) / 127.5 - 1.0)
+    data = tf.data.Dataset.from_tensors((x, tf.zeros((32, 40)))).repeat()
+    norms = {}
+    for gamma in (0.0, 10.0):
+        gan = GAN(preset("smoke", batch_size=32, d_lr=1e-3, r1_gamma=gamma, r1_every=1))
+        gan.compile()
+        history = gan.fit(data, steps_per_epoch=30, epochs=1, verbose=0)
+        assert ("r1" in history.history) == (gamma > 0)
+        norms[gamma] = _input_gradient_norm(gan, x)
+    assert norms[10.0] < 0.5 * norms[0.0], norms
+
+
+def test_ada_gates_choose_which_faces_each_op_touches():
+    """Known answer: a gate that is off leaves the face as it was for that op; all gates on is
+    DiffAugment itself."""
+    import tensorflow as tf
+
+    from facelib.training.augment import diff_augment, n_draws
+
+    policy = ("color", "translation", "cutout")
+    x = tf.random.stateless_uniform((4, 32, 32, 3), seed=(1, 2), minval=-1, maxval=1)
+    u = tf.random.stateless_uniform((4, n_draws(policy)), seed=(3, 4))
+    full = np.asarray(diff_augment(x, policy, u))
+    np.testing.assert_array_equal(np.asarray(diff_augment(x, policy, u, tf.ones((4, 3), bool))), full)
+    np.testing.assert_array_equal(np.asarray(diff_augment(x, policy, u, tf.zeros((4, 3), bool))),
+                                  np.asarray(x))
+    # face 0 all ops, face 1 none, face 2 only the cutout, face 3 only the colour
+    gates = tf.constant(np.array([[1, 1, 1], [0, 0, 0], [0, 0, 1], [1, 0, 0]], bool))
+    out = np.asarray(diff_augment(x, policy, u, gates))
+    np.testing.assert_array_equal(out[0], full[0])
+    np.testing.assert_array_equal(out[1], np.asarray(x)[1])
+    np.testing.assert_array_equal(out[2], np.asarray(diff_augment(x[2:3], ("cutout",), u[2:3, 5:7]))[0])
+    np.testing.assert_array_equal(out[3], np.asarray(diff_augment(x[3:4], ("color",), u[3:4, 0:3]))[0])
+
+
+def test_ada_probability_follows_the_sign_of_real_logits():
+    """Known answer: with ada_kimg=1 and a batch of 16, p moves by 16/1000 a step: up while
+    E[sign D(x)] > target, down below it, never outside [0, 1]."""
+    import tensorflow as tf
+
+    from facelib.training.gan import GAN
+
+    gan = GAN(preset("smoke", augment="diffaugment", ada_target=0.6, ada_kimg=1.0))
+    ctx = tf.distribute.get_replica_context()
+    sure = tf.ones((16, 1))  # every real face called real: r = 1 > 0.6
+    for _ in range(3):
+        gan._update_ada(sure, ctx, 16)
+    assert float(gan.ada_p.numpy()) == pytest.approx(0.048, abs=1e-6)
+    unsure = tf.constant([[1.0]] * 8 + [[-1.0]] * 8)  # r = 0 < 0.6
+    for _ in range(5):
+        gan._update_ada(unsure, ctx, 16)
+    assert float(gan.ada_p.numpy()) == 0.0
+    gan.ada_p.assign(0.995)
+    gan._update_ada(sure, ctx, 16)
+    assert float(gan.ada_p.numpy()) == 1.0
+
+
+def test_r1_and_ada_settings_are_checked():
+    with pytest.raises(FacelibError, match="ada_target.*augment='diffaugment'"):
+        preset("smoke", ada_target=0.6)
+    with pytest.raises(FacelibError, match="r1_gamma"):
+        preset("smoke", r1_gamma=-1.0)
+    with pytest.raises(FacelibError, match="r1_every"):
+        preset("smoke", r1_gamma=1.0, r1_every=0)
+    with pytest.raises(FacelibError, match="ada_kimg"):
+        preset("smoke", augment="diffaugment", ada_target=0.6, ada_kimg=0)

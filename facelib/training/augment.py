@@ -58,15 +58,19 @@ def _cutout(x, u, ratio=0.5):
 OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
-def diff_augment(x, policy, uniforms):
+def diff_augment(x, policy, uniforms, gates=None):
     """Apply the ops of ``policy`` in order; ``uniforms``: (B, n_draws(policy)) in [0, 1).
+
+    ``gates`` (B, len(policy)) booleans, for ADA: op j touches image i only where
+    ``gates[i, j]``; None applies every op to every image (DiffAugment).
 
     The draws stay float32 whatever the images' dtype: in bfloat16 (8 significant bits) a
     draw near 1 rounds up to 1 and a shift would index outside the padded image."""
     uniforms = tf.cast(uniforms, tf.float32)
     i = 0
-    for op in policy:
+    for j, op in enumerate(policy):
         k = DRAWS[op]
-        x = OPS[op](x, uniforms[:, i:i + k])
+        out = OPS[op](x, uniforms[:, i:i + k])
+        x = out if gates is None else tf.where(tf.reshape(gates[:, j], [-1, 1, 1, 1]), out, x)
         i += k
     return x

@@ -1,9 +1,10 @@
 """The GAN as one ``keras.Model``: ``compile(d_optimizer, g_optimizer)`` then ``fit``.
 
-Randomness in a step (latents, DiffAugment draws, WGAN-GP's alpha) is a pure function of
-``(config.seed, step)``, drawn for the *global* batch and sliced per replica. So the step counter
-is the whole RNG state: a resumed run replays exactly what an uninterrupted one would have drawn,
-and a run on N replicas matches one device with the same global batch.
+Randomness in a step (latents, DiffAugment draws, ADA's coin flips, WGAN-GP's alpha) is a pure
+function of ``(config.seed, step)``, drawn for the *global* batch and sliced per replica. So the
+step counter and ADA's probability (checkpointed beside it) are the whole training state besides
+weights: a resumed run replays exactly what an uninterrupted one would have drawn, and a run on N
+replicas matches one device with the same global batch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from facelib.training.losses import LOSSES, gradient_penalty
 # Salts that keep the random streams of one step apart.
 _D_LATENT, _G_LATENT, _D_AUG_REAL, _D_AUG_FAKE, _G_AUG, _GP_ALPHA = range(6)
 _SALTS_PER_STEP = 64
+_ADA_GATES = 32  # ADA's per-op coin flips: the augmentation's salt + this (n_critic <= 4)
 
 
 class GAN(keras.Model):
@@ -53,6 +55,16 @@ class GAN(keras.Model):
             self.trackers["attribute_loss"] = keras.metrics.Mean(name="attribute_loss")
         if config.loss == "wgan-gp":
             self.trackers["gradient_penalty"] = keras.metrics.Mean(name="gradient_penalty")
+        if config.r1_gamma > 0:
+            # Mean per step of the lazy penalty (r1_every times gamma/2 |grad|^2 one step in
+            # r1_every): on average gamma/2 |grad_x D(x)|^2.
+            self.trackers["r1"] = keras.metrics.Mean(name="r1")
+        # ADA's augmentation probability: training state (checkpointed), not a weight.
+        self.ada_p = None
+        if config.ada_target > 0:
+            self.ada_p = keras.Variable(0.0, dtype="float32", trainable=False, name="ada_p",
+                                        aggregation="only_first_replica")
+            self.trackers["ada_p"] = keras.metrics.Mean(name="ada_p")
         # The sub-networks are built functional models; fit() need not trace call() to build.
         self.built = True
 
@@ -104,8 +116,31 @@ class GAN(keras.Model):
         cfg = self.config
         if cfg.augment != "diffaugment":
             return images
-        draws = self._draw("uniform", salt, images.shape[0], augment.n_draws(cfg.diffaugment_policy))
-        return augment.diff_augment(images, cfg.diffaugment_policy, draws)
+        b = images.shape[0]
+        draws = self._draw("uniform", salt, b, augment.n_draws(cfg.diffaugment_policy))
+        gates = None
+        if self.ada_p is not None:
+            coins = self._draw("uniform", salt + _ADA_GATES, b, len(cfg.diffaugment_policy))
+            gates = coins < tf.cast(self.ada_p.value, tf.float32)
+        return augment.diff_augment(images, cfg.diffaugment_policy, draws, gates)
+
+    def _r1_penalty(self, real_in, attrs):
+        """Per example: r1_every * gamma/2 * |grad_x D(x)|^2 on the (augmented) real faces at
+        steps divisible by r1_every, else 0 (StyleGAN2's lazy regularisation)."""
+        cfg = self.config
+
+        def penalty():
+            with tf.GradientTape() as tape:
+                tape.watch(real_in)
+                logits = self.discriminator(self._inputs(real_in, attrs), training=True)
+                total = tf.reduce_sum(tf.cast(logits[:, 0], tf.float32))
+            grads = tf.cast(tape.gradient(total, real_in), tf.float32)
+            return (0.5 * cfg.r1_gamma * cfg.r1_every) * tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
+
+        if cfg.r1_every == 1:
+            return penalty()
+        return tf.cond(self.step % cfg.r1_every == 0, penalty,
+                       lambda: tf.zeros([real_in.shape[0]], tf.float32))
 
     def _inputs(self, x, attrs):
         return [x, attrs] if self.config.conditional else x
@@ -143,6 +178,9 @@ class GAN(keras.Model):
                 if cfg.attribute_loss > 0:  # AC-GAN: D reads the attributes of real faces
                     attr_loss = self._attribute_loss(real_logits, attrs)
                     per_example = per_example + cfg.attribute_loss * attr_loss
+                if cfg.r1_gamma > 0:
+                    r1 = self._r1_penalty(real_in, attrs)
+                    per_example = per_example + r1
                 if cfg.loss == "wgan-gp":
                     alpha = self._draw("uniform", _GP_ALPHA + salt, b, 1)
                     gp = gradient_penalty(self.discriminator, real_in, fake_in, alpha,
@@ -166,6 +204,8 @@ class GAN(keras.Model):
         grads = tape.gradient(scaled, g_vars)
         self.g_optimizer.apply_gradients(zip(grads, g_vars))
 
+        if self.ada_p is not None:
+            self._update_ada(real_logits, ctx, global_b)
         if self.ema_generator is not None:
             self._update_ema()
         self.step.assign_add(1)
@@ -180,6 +220,10 @@ class GAN(keras.Model):
             self.trackers["attribute_loss"].update_state(tf.reduce_mean(attr_loss))
         if cfg.loss == "wgan-gp":
             self.trackers["gradient_penalty"].update_state(tf.reduce_mean(gp))
+        if cfg.r1_gamma > 0:
+            self.trackers["r1"].update_state(tf.reduce_mean(r1))
+        if self.ada_p is not None:
+            self.trackers["ada_p"].update_state(self.ada_p.value)
         return {name: t.result() for name, t in self.trackers.items()}
 
     @staticmethod
@@ -187,6 +231,17 @@ class GAN(keras.Model):
         """Per example: binary cross-entropy of D's attribute head, mean over attributes."""
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
             labels=attrs, logits=logits[:, 1:]), axis=1)
+
+    def _update_ada(self, real_logits, ctx, global_b):
+        """ADA's controller: r = E[sign D(x)] over the global batch of (augmented) real faces;
+        p moves by sign(r - target) * batch / (ada_kimg * 1000), clipped to [0, 1]. D that is
+        sure of the real faces (overfitting) gets more augmentation, and less as it recovers."""
+        cfg = self.config
+        signs = tf.reduce_sum(tf.sign(real_logits[:, 0]))
+        if ctx is not None:
+            signs = ctx.all_reduce(tf.distribute.ReduceOp.SUM, signs)
+        step = tf.sign(signs / global_b - cfg.ada_target) * (global_b / (cfg.ada_kimg * 1000.0))
+        self.ada_p.assign(tf.clip_by_value(self.ada_p.value + step, 0.0, 1.0))
 
     def _update_ema(self):
         decay = tf.constant(self.config.ema_decay, tf.float32)
