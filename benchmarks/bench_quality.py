@@ -74,7 +74,7 @@ CANDIDATES = {
     # the conditional recipe (pretrained:celeba32-cond's), drawing its faces for the training
     # faces' attribute rows; and the same with ADA's adaptive DiffAugment
     "cond": ("cpu-conditional", {"precision": "auto"}),
-    "cond-ada": ("cpu-conditional", {"precision": "auto", "ada_target": 0.6, "ada_kimg": 100.0}),
+    "cond-ada": ("cpu-conditional", {"precision": "auto", "ada_target": 0.6}),
 }
 
 

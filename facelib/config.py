@@ -255,7 +255,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # CPU-minutes (2 cores) and 0.020 against 0.022 at 20 (benchmarks/bench_quality.py,
     # cpu-diffaugment is this preset before ADA, with DiffAugment on every face).
     "cpu": dict(resolution=32, latent_dim=64, g_width=128, d_width=128, batch_size=32, steps=1500,
-                augment="diffaugment", ada_target=0.6, ada_kimg=100.0, log_every=50,
+                augment="diffaugment", ada_target=0.6, log_every=50,
                 checkpoint_every=250, epoch_steps=250, sample_grid=64, ema_decay=0.99),
     # A free Colab T4: the Radford et al. 64x64 DCGAN, fp16, DiffAugment off (CelebA is large).
     "colab": dict(resolution=64, latent_dim=100, g_width=512, d_width=512, batch_size=128,

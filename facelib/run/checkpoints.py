@@ -296,7 +296,7 @@ class CheckpointManager:
         np.savez(tmp / "g_optimizer.npz", **_optimizer_arrays(gan.g_optimizer))
         state = {"step": int(gan.step.numpy()), "seed": gan.config.seed, "time": time.time(),
                  **(extra or {})}
-        if getattr(gan, "ada_p", None) is not None:  # ADA's augmentation probability
+        if gan.ada_p is not None:  # ADA's augmentation probability
             state["ada_p"] = float(gan.ada_p.numpy())
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         files = {}
@@ -369,7 +369,7 @@ class CheckpointManager:
             ) from None
         state = self.state(path)
         gan.step.assign(state["step"])
-        if getattr(gan, "ada_p", None) is not None:
+        if gan.ada_p is not None:
             # A checkpoint from before ADA was switched on starts it where ADA starts: p = 0.
             p = state.get("ada_p", 0.0)
             if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:

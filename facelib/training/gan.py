@@ -16,7 +16,7 @@ from facelib.config import Config
 from facelib.data.pipeline import to_model_input
 from facelib.models import build_discriminator, build_generator
 from facelib.training import augment
-from facelib.training.losses import LOSSES, gradient_penalty
+from facelib.training.losses import LOSSES, gradient_penalty, r1_penalty
 
 # Salts that keep the random streams of one step apart.
 _D_LATENT, _G_LATENT, _D_AUG_REAL, _D_AUG_FAKE, _G_AUG, _GP_ALPHA = range(6)
@@ -130,12 +130,8 @@ class GAN(keras.Model):
         cfg = self.config
 
         def penalty():
-            with tf.GradientTape() as tape:
-                tape.watch(real_in)
-                logits = self.discriminator(self._inputs(real_in, attrs), training=True)
-                total = tf.reduce_sum(tf.cast(logits[:, 0], tf.float32))
-            grads = tf.cast(tape.gradient(total, real_in), tf.float32)
-            return (0.5 * cfg.r1_gamma * cfg.r1_every) * tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
+            extra = attrs if cfg.conditional else None
+            return (0.5 * cfg.r1_gamma * cfg.r1_every) * r1_penalty(self.discriminator, real_in, extra)
 
         if cfg.r1_every == 1:
             return penalty()

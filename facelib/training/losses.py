@@ -47,10 +47,21 @@ def gradient_penalty(critic, real, fake, alpha, extra_inputs=None):
     (Gulrajani et al. 2017), with alpha ~ U(0, 1) drawn per example by the caller."""
     alpha = tf.reshape(tf.cast(alpha, real.dtype), [-1, 1, 1, 1])
     x_hat = alpha * real + (1.0 - alpha) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        inputs = x_hat if extra_inputs is None else [x_hat, extra_inputs]
-        logits = tf.cast(critic(inputs, training=True), tf.float32)[:, :1]
-    grads = tf.cast(tape.gradient(logits, x_hat), tf.float32)
+    grads = _input_gradients(critic, x_hat, extra_inputs)
     norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
     return tf.square(norms - 1.0)
+
+
+def r1_penalty(critic, real, extra_inputs=None):
+    """|grad_x D(x)|^2 per example on real faces (Mescheder et al. 2018); the caller scales it
+    by gamma/2 and decides how often to pay for it."""
+    return tf.reduce_sum(tf.square(_input_gradients(critic, real, extra_inputs)), axis=[1, 2, 3])
+
+
+def _input_gradients(critic, x, extra_inputs=None):
+    """float32 gradient of each example's real/fake logit (column 0) with respect to its image."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        inputs = x if extra_inputs is None else [x, extra_inputs]
+        logits = tf.cast(critic(inputs, training=True), tf.float32)[:, :1]
+    return tf.cast(tape.gradient(logits, x), tf.float32)
