@@ -42,9 +42,19 @@ def _bf16() -> str:
     return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
-# The cpu preset before ADA joined it: DiffAugment on every face. The candidates measured
-# before then build on it, so the README's tables of those rounds reproduce.
-PRE_ADA = {"ada_target": 0.0}
+# ADA's geometric op (scale, rotation, fractional translation; facelib.training.augment) beside
+# DiffAugment's, all under ADA's p: more for D to see through once p would otherwise reach 1.
+GEOMETRIC = {"diffaugment_policy": ("color", "translation", "geometric", "cutout")}
+# A slower EMA of G (StyleGAN's is ~10,000 faces, 300 steps of 32; 0.99 is 100), ramped up so
+# the early average is not stuck at the initial weights.
+SLOW_EMA = {"ema_decay": 0.999, "ema_rampup": True}
+# The cpu preset before the geometric op and the slow EMA joined it: ADA over DiffAugment's ops,
+# EMA 0.99 ("cpu" in the ADA round's table).
+ADA_ONLY = {"diffaugment_policy": ("color", "translation", "cutout"), "ema_decay": 0.99,
+            "ema_rampup": False}
+# ... and before ADA joined it: DiffAugment on every face. The candidates measured before then
+# build on it, so the README's tables of those rounds reproduce.
+PRE_ADA = {**ADA_ONLY, "ada_target": 0.0}
 SN_HINGE = {**PRE_ADA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
             "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.999, "ema_rampup": True,
             "precision": "auto"}
@@ -52,9 +62,13 @@ SN_HINGE = {**PRE_ADA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_
 # name -> (preset, overrides). Every candidate is a facelib preset plus fields, so a winner is
 # reproduced with `python -m facelib train --preset P --set FIELD=VALUE ...`.
 CANDIDATES = {
-    # today's CPU preset: a small DCGAN with DiffAugment at ADA's adaptive probability (target
-    # 0.6, p moves at most 1 per 100,000 faces)
+    # today's CPU preset: a small DCGAN with DiffAugment's ops and ADA's geometric op at ADA's
+    # adaptive probability (target 0.6, p moves at most 1 per 100,000 faces), EMA 0.999 ramped
     "cpu": ("cpu", {}),
+    # the preset before: ADA over DiffAugment's ops only, EMA 0.99; and it with either change
+    "cpu-ada": ("cpu", ADA_ONLY),
+    "cpu-ada-geo": ("cpu", {**ADA_ONLY, **GEOMETRIC}),
+    "cpu-ada-ema": ("cpu", {**ADA_ONLY, **SLOW_EMA}),
     # the preset before ADA: DiffAugment on every face ("cpu" in the tables before ADA won)
     "cpu-diffaugment": ("cpu", PRE_ADA),
     # ... in bfloat16 where the CPU has bfloat16 units (a faster step; same recipe)

@@ -23,7 +23,8 @@ LOSSES = ("ns", "hinge", "wgan-gp")
 AUGMENTS = ("none", "diffaugment")
 ARCHITECTURES = ("dcgan", "resnet")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+# DiffAugment's three, and ADA's scale + rotation + fractional translation ("geometric")
+DIFFAUGMENT_OPS = ("color", "translation", "cutout", "geometric")
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Config:
     batch_size: int = 64
     steps: int = 10000
     augment: str = "none"
+    # Applied in this order to real and fake faces before D (facelib.training.augment).
     diffaugment_policy: tuple[str, ...] = ("color", "translation", "cutout")
     # ADA (Karras et al. 2020) over DiffAugment's ops: each op is applied to an image with
     # probability p, which rises while D's sign on real faces, E[sign D(x)], is above ada_target
@@ -251,12 +253,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(resolution=32, latent_dim=32, g_width=64, d_width=64, batch_size=16, steps=20,
                   log_every=5, checkpoint_every=10, sample_grid=16, ema_decay=0.9),
     # CPU, minutes: 32x32 faces worth looking at from the bundled sample. DiffAugment for small
-    # data, applied with ADA's adaptive probability: on celeba-8k KID 0.020 against 0.031 at 10
-    # CPU-minutes (2 cores) and 0.020 against 0.022 at 20 (benchmarks/bench_quality.py,
-    # cpu-diffaugment is this preset before ADA, with DiffAugment on every face).
+    # data plus ADA's geometric op, each applied with ADA's adaptive probability, and a slow EMA
+    # of G with ramp-up. On celeba-8k at 20 CPU-minutes (2 cores, benchmarks/bench_quality.py):
+    # KID 0.015 against 0.020 for ADA over DiffAugment's ops with EMA 0.99 (cpu-ada), which beat
+    # DiffAugment on every face (cpu-diffaugment) 0.020 to 0.031 at 10 minutes.
     "cpu": dict(resolution=32, latent_dim=64, g_width=128, d_width=128, batch_size=32, steps=1500,
-                augment="diffaugment", ada_target=0.6, log_every=50,
-                checkpoint_every=250, epoch_steps=250, sample_grid=64, ema_decay=0.99),
+                augment="diffaugment", ada_target=0.6,
+                diffaugment_policy=("color", "translation", "geometric", "cutout"), log_every=50,
+                checkpoint_every=250, epoch_steps=250, sample_grid=64, ema_decay=0.999,
+                ema_rampup=True),
     # A free Colab T4: the Radford et al. 64x64 DCGAN, fp16, DiffAugment off (CelebA is large).
     "colab": dict(resolution=64, latent_dim=100, g_width=512, d_width=512, batch_size=128,
                   steps=30000, precision="mixed_float16", jit_compile=True, log_every=100,

@@ -73,7 +73,8 @@ def test_generate_is_seeded(tiny_run):
     dict(architecture="resnet", spectral_norm=True, loss="hinge", ema_rampup=True,
          augment="diffaugment", g_width=32, d_width=32, conditional=True, attribute_loss=1.0),
     # ADA's p is training state: a resume that restarted it at 0 would gate other faces
-    dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3),
+    dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3,
+         diffaugment_policy=("color", "translation", "geometric", "cutout")),
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
@@ -257,6 +258,56 @@ def test_diffaugment_draws_stay_in_range_for_bfloat16_images():
     moved = diff_augment(x, ("translation",), u[:, :2])
     ref = diff_augment(tf.cast(x, tf.float32), ("translation",), u[:, :2])
     np.testing.assert_array_equal(np.asarray(tf.cast(moved, tf.float32)), np.asarray(ref))
+
+
+def test_affine_warp_known_answers():
+    """Identity is exact, a quarter turn is rot90, a one-pixel shift mirrors the border, and the
+    gradient is the warp's exact adjoint (<warp(x), y> == <x, warp^T(y)>)."""
+    import tensorflow as tf
+
+    from facelib.training.augment import affine_warp
+
+    x = tf.random.stateless_uniform((3, 16, 16, 3), seed=(5, 6), minval=-1, maxval=1)
+
+    def warp(rows):
+        return np.asarray(affine_warp(x, tf.constant([rows] * 3, tf.float32)))
+
+    np.testing.assert_array_equal(warp([[1, 0, 0], [0, 1, 0]]), np.asarray(x))
+    quarter = warp([[0, 1, 0], [-1, 0, 0]])  # output (u, v) shows input (v, -u)
+    np.testing.assert_allclose(quarter, np.asarray(tf.image.rot90(x, 3)), atol=1e-6)
+    shifted = warp([[1, 0, 1], [0, 1, 0]])  # shows the pixel one to the right
+    np.testing.assert_array_equal(shifted[:, :, :-1], np.asarray(x)[:, :, 1:])
+    np.testing.assert_array_equal(shifted[:, :, -1], np.asarray(x)[:, :, -1])  # mirrored edge
+    half = warp([[1, 0, 0.5], [0, 1, 0]])  # half a pixel: the mean of the two neighbours
+    np.testing.assert_allclose(half[:, :, :-1], (np.asarray(x)[:, :, :-1] + np.asarray(x)[:, :, 1:]) / 2,
+                               atol=1e-6)
+    m = tf.constant([[[0.9, 0.3, 1.7], [-0.2, 1.1, -2.4]]] * 3, tf.float32)
+    y = tf.random.stateless_normal(x.shape, seed=(7, 8))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        inner = tf.reduce_sum(affine_warp(x, m) * y)
+    adjoint_y = tape.gradient(inner, x)
+    assert float(inner) == pytest.approx(float(tf.reduce_sum(x * adjoint_y)), rel=1e-4)
+
+
+def test_geometric_op_is_identity_at_the_median_draw_and_moves_faces_otherwise():
+    """u = 0.5 is the median of every normal draw: scale 1, angle 0, no shift, the face as it
+    was. Other draws move it, differently per face, and keep its range (bilinear taps)."""
+    import tensorflow as tf
+
+    from facelib.training.augment import diff_augment
+
+    x = tf.random.stateless_uniform((8, 32, 32, 3), seed=(1, 2), minval=-1, maxval=1)
+    same = diff_augment(x, ("geometric",), tf.fill((8, 4), 0.5))
+    np.testing.assert_allclose(np.asarray(same), np.asarray(x), atol=1e-5)
+    u = tf.random.stateless_uniform((8, 4), seed=(3, 4))
+    moved = np.asarray(diff_augment(x, ("geometric",), u))
+    change = np.abs(moved - np.asarray(x)).mean(axis=(1, 2, 3))
+    assert (change > 0.05).all(), change
+    assert moved.min() >= -1 - 1e-5 and moved.max() <= 1 + 1e-5
+    bf16 = diff_augment(tf.cast(x, tf.bfloat16), ("geometric",), u)
+    assert bf16.dtype == tf.bfloat16
+    np.testing.assert_allclose(np.asarray(tf.cast(bf16, tf.float32)), moved, atol=0.05)
 
 
 @pytest.mark.slow

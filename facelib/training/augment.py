@@ -1,5 +1,7 @@
 """DiffAugment (Zhao et al. 2020): differentiable augmentation of both real and fake images
-before the discriminator, which keeps D from memorising small datasets.
+before the discriminator, which keeps D from memorising small datasets. Plus ADA's (Karras et
+al. 2020) general geometric transform, for when DiffAugment's ops are not enough to stop D
+memorising (ADA's probability p reaching 1).
 
 Randomness is passed in explicitly (uniform draws per example) so that training stays a pure
 function of (seed, step): resumed and distributed runs see the same augmentations.
@@ -10,7 +12,13 @@ from __future__ import annotations
 import tensorflow as tf
 
 # Uniform draws each op consumes per example.
-DRAWS = {"color": 3, "translation": 2, "cutout": 2}
+DRAWS = {"color": 3, "translation": 2, "cutout": 2, "geometric": 4}
+
+# ADA's geometric ops, in units of the image: log2 of the isotropic scale ~ N(0, 0.2^2), the
+# fractional translation ~ N(0, 0.125^2) per axis. ADA rotates uniformly over the full circle;
+# here the angle ~ N(0, 0.25^2 rad) keeps faces upright-ish and, being Gaussian, invertible
+# (G cannot hide a fixed rotation in the augmented distribution), since p may reach 1 here.
+SCALE_STD, ROTATION_STD, TRANSLATION_STD = 0.2, 0.25, 0.125
 
 
 def n_draws(policy) -> int:
@@ -55,7 +63,62 @@ def _cutout(x, u, ratio=0.5):
     return x * tf.cast(~inside, x.dtype)[..., None]
 
 
-OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
+def _reflect(coord, size):
+    """Pixel-index coordinates folded into [-0.5, size - 0.5] by mirroring at the borders (ADA
+    pads by reflection: no black corners for D to spot)."""
+    period = 2.0 * size
+    c = tf.math.floormod(coord + 0.5, period)
+    return tf.where(c >= size, period - c, c) - 0.5
+
+
+def affine_warp(x, matrix):
+    """Bilinear resampling of ``x`` (B, H, W, C) at ``matrix`` (B, 2, 3) applied to each output
+    pixel's centre, in coordinates centred on the image with y down (source = M @ [x, y, 1]).
+
+    Built from gathers, so its gradient is the exact adjoint of the warp (TF's
+    ImageProjectiveTransform gradient warps by the inverse instead, which is not)."""
+    h, w = x.shape[1], x.shape[2]
+    ys, xs = tf.meshgrid(tf.range(h, dtype=tf.float32) + 0.5 - h / 2,
+                         tf.range(w, dtype=tf.float32) + 0.5 - w / 2, indexing="ij")
+    grid = tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1]), tf.ones([h * w])])  # (3, HW)
+    src = tf.einsum("bij,jn->bin", tf.cast(matrix, tf.float32), grid)  # (B, 2, HW)
+    sx = _reflect(src[:, 0] + w / 2 - 0.5, w)
+    sy = _reflect(src[:, 1] + h / 2 - 0.5, h)
+    x0, y0 = tf.floor(sx), tf.floor(sy)
+    wx, wy = sx - x0, sy - y0
+    flat = tf.reshape(x, [-1, h * w, x.shape[3]])
+
+    def tap(yy, xx):
+        yy = tf.clip_by_value(tf.cast(yy, tf.int32), 0, h - 1)
+        xx = tf.clip_by_value(tf.cast(xx, tf.int32), 0, w - 1)
+        return tf.gather(flat, yy * w + xx, axis=1, batch_dims=1)
+
+    wx, wy = tf.cast(wx[..., None], x.dtype), tf.cast(wy[..., None], x.dtype)
+    out = ((1 - wy) * ((1 - wx) * tap(y0, x0) + wx * tap(y0, x0 + 1))
+           + wy * ((1 - wx) * tap(y0 + 1, x0) + wx * tap(y0 + 1, x0 + 1)))
+    return tf.reshape(out, [-1, h, w, x.shape[3]])
+
+
+def _normal(u):
+    """A standard normal draw from a uniform one (inverse CDF; 0 clipped off the tails)."""
+    return tf.math.ndtri(tf.clip_by_value(u, 1e-6, 1 - 1e-6))
+
+
+def _geometric(x, u):
+    """ADA's scale, rotation and fractional translation in one resampling (one blur, not three)."""
+    h, w = x.shape[1], x.shape[2]
+    scale = tf.pow(2.0, SCALE_STD * _normal(u[:, 0]))
+    angle = ROTATION_STD * _normal(u[:, 1])
+    tx, ty = (TRANSLATION_STD * _normal(u[:, k]) for k in (2, 3))
+    # The output pixel p shows the input at M p: the inverse of "scale, rotate, then translate".
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    ox, oy = -tx * w, -ty * h
+    matrix = tf.stack([tf.stack([cos, sin, cos * ox + sin * oy], -1),
+                       tf.stack([-sin, cos, -sin * ox + cos * oy], -1)], 1)
+    return affine_warp(x, matrix)
+
+
+OPS = {"color": _color, "translation": _translation, "cutout": _cutout, "geometric": _geometric}
 
 
 def diff_augment(x, policy, uniforms, gates=None):
