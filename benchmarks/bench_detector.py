@@ -2,14 +2,11 @@
 rebalancing. Prints Markdown tables and writes everything to OUT/study.json.
 
     python -m facelib prepare /work/shared/data/celeba-8k /tmp/c32 --resolution 32
-    python -m facelib train --data /tmp/c32 --run runs/uncond --preset cpu \
-        --set ada_target=0 --set diffaugment_policy=color,translation,cutout --set ema_decay=0.99 --set ema_rampup=false --steps 1500 \
+    python -m facelib train --data /tmp/c32 --run runs/uncond --preset cpu-diffaugment --steps 1500 \
         --set keep_checkpoints=10
-    python -m facelib train --data /tmp/c32 --run runs/cond --preset cpu \
-        --set ada_target=0 --set diffaugment_policy=color,translation,cutout --set ema_decay=0.99 --set ema_rampup=false --steps 1500 \
+    python -m facelib train --data /tmp/c32 --run runs/cond --preset cpu-diffaugment --steps 1500 \
         --conditional --set keep_checkpoints=10
-    python -m facelib train --data /tmp/c32 --run runs/hinge64 --preset cpu \
-        --set ada_target=0 --set diffaugment_policy=color,translation,cutout --set ema_decay=0.99 --set ema_rampup=false --steps 1000 \
+    python -m facelib train --data /tmp/c32 --run runs/hinge64 --preset cpu-diffaugment --steps 1000 \
         --loss hinge --set g_width=64 --set d_width=64 --seed 1
     python benchmarks/bench_detector.py --data /tmp/c32 --seen runs/uncond \
         --unseen runs/cond runs/hinge64 runs/uncond@step-00000250 \

@@ -42,49 +42,44 @@ def _bf16() -> str:
     return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
+# ADA's adaptive probability (target 0.6, p moves at most 1 per 100,000 faces) over
+# DiffAugment's ops: the cpu preset of the ADA round ("cpu" in its table).
+ADA = {"ada_target": 0.6}
 # ADA's geometric op (scale, rotation, fractional translation; facelib.training.augment) beside
 # DiffAugment's, all under ADA's p: more for D to see through once p would otherwise reach 1.
 GEOMETRIC = {"diffaugment_policy": ("color", "translation", "geometric", "cutout")}
 # A slower EMA of G (StyleGAN's is ~10,000 faces, 300 steps of 32; 0.99 is 100), ramped up so
 # the early average is not stuck at the initial weights.
 SLOW_EMA = {"ema_decay": 0.999, "ema_rampup": True}
-# The cpu preset before the geometric op and the slow EMA joined it: ADA over DiffAugment's ops,
-# EMA 0.99 ("cpu" in the ADA round's table).
-ADA_ONLY = {"diffaugment_policy": ("color", "translation", "cutout"), "ema_decay": 0.99,
-            "ema_rampup": False}
-# ... and before ADA joined it: DiffAugment on every face. The candidates measured before then
-# build on it, so the README's tables of those rounds reproduce.
-PRE_ADA = {**ADA_ONLY, "ada_target": 0.0}
-SN_HINGE = {**PRE_ADA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
-            "beta1": 0.0, "beta2": 0.9, "ema_decay": 0.999, "ema_rampup": True,
-            "precision": "auto"}
+SN_HINGE = {**SLOW_EMA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
+            "beta1": 0.0, "beta2": 0.9, "precision": "auto"}
 
 # name -> (preset, overrides). Every candidate is a facelib preset plus fields, so a winner is
-# reproduced with `python -m facelib train --preset P --set FIELD=VALUE ...`.
+# reproduced with `python -m facelib train --preset P --set FIELD=VALUE ...`. The candidates
+# measured before ADA won build on the preset of then, cpu-diffaugment, so their tables reproduce.
 CANDIDATES = {
-    # today's CPU preset: a small DCGAN with DiffAugment's ops and ADA's geometric op at ADA's
-    # adaptive probability (target 0.6, p moves at most 1 per 100,000 faces), EMA 0.999 ramped
+    # today's CPU preset: cpu-diffaugment + ADA + GEOMETRIC + SLOW_EMA
     "cpu": ("cpu", {}),
     # the preset before: ADA over DiffAugment's ops only, EMA 0.99; and it with either change
-    "cpu-ada": ("cpu", ADA_ONLY),
-    "cpu-ada-geo": ("cpu", {**ADA_ONLY, **GEOMETRIC}),
-    "cpu-ada-ema": ("cpu", {**ADA_ONLY, **SLOW_EMA}),
+    "cpu-ada": ("cpu-diffaugment", ADA),
+    "cpu-ada-geo": ("cpu-diffaugment", {**ADA, **GEOMETRIC}),
+    "cpu-ada-ema": ("cpu-diffaugment", {**ADA, **SLOW_EMA}),
     # the preset before ADA: DiffAugment on every face ("cpu" in the tables before ADA won)
-    "cpu-diffaugment": ("cpu", PRE_ADA),
+    "cpu-diffaugment": ("cpu-diffaugment", {}),
     # ... in bfloat16 where the CPU has bfloat16 units (a faster step; same recipe)
-    "cpu-bf16": ("cpu", {**PRE_ADA, "precision": "auto"}),
+    "cpu-bf16": ("cpu-diffaugment", {"precision": "auto"}),
     # ... with twice the batch (64): fewer, costlier steps that see more faces each
-    "cpu-b64": ("cpu", {**PRE_ADA, "precision": "auto", "batch_size": 64}),
+    "cpu-b64": ("cpu-diffaugment", {"precision": "auto", "batch_size": 64}),
     # ... with R1 on real faces (gamma 0.01, StyleGAN2-ADA's CIFAR-10 value; lazy, every 16
     # steps), beside DiffAugment
-    "cpu-r1": ("cpu", {**PRE_ADA, "r1_gamma": 0.01}),
+    "cpu-r1": ("cpu-diffaugment", {"r1_gamma": 0.01}),
     # Radford et al.'s DCGAN at the same resolution: widths 512-256-128, batch 128, no augmentation
     "radford": ("colab", {"precision": "float32", "jit_compile": False}),
     # spectral norm, hinge, two time-scale learning rates, EMA with ramp-up, bfloat16 where the
     # CPU has it: cpu-conditional's recipe without the attributes
-    "sn-hinge": ("cpu", SN_HINGE),
+    "sn-hinge": ("cpu-diffaugment", SN_HINGE),
     # the same on SNGAN's residual nets (widths 64: a step costs 3x the DCGAN's)
-    "resnet": ("cpu", {**SN_HINGE, "architecture": "resnet", "g_width": 64, "d_width": 64}),
+    "resnet": ("cpu-diffaugment", {**SN_HINGE, "architecture": "resnet", "g_width": 64, "d_width": 64}),
     # the conditional recipe (pretrained:celeba32-cond's), drawing its faces for the training
     # faces' attribute rows; and the same with ADA's adaptive DiffAugment
     "cond": ("cpu-conditional", {"precision": "auto"}),
