@@ -505,3 +505,13 @@ def test_r1_and_ada_settings_are_checked():
         preset("smoke", r1_gamma=1.0, r1_every=0)
     with pytest.raises(FacelibError, match="ada_kimg"):
         preset("smoke", augment="diffaugment", ada_target=0.6, ada_kimg=0)
+
+
+def test_config_names_exactly_the_augment_ops_training_has():
+    """config validates diffaugment_policy against its own list (it cannot import training): an op
+    added to one and not the other would pass validation and fail mid-training, or be refused."""
+    from facelib.config import DIFFAUGMENT_OPS
+    from facelib.training.augment import OPS, n_draws
+
+    assert sorted(DIFFAUGMENT_OPS) == sorted(OPS)
+    assert n_draws(DIFFAUGMENT_OPS) == 11  # 3 colour + 2 translation + 2 cutout + 4 geometric

@@ -14,8 +14,11 @@ def add_arguments(p) -> None:
     p.add_argument("--data", help="prepared cache folder (python -m facelib prepare); "
                    "default: the bundled 500-face sample")
     p.add_argument("--run", help="run folder (default: runs/<preset>-<time>)")
+    from facelib.config import PRESETS
+
     p.add_argument("--preset", default="cpu",
-                   help="smoke (CPU, seconds), cpu (CPU, minutes), colab (a T4 GPU), small-data")
+                   help=f"one of {', '.join(PRESETS)} (README's presets table says what each is "
+                   "for); default cpu")
     p.add_argument("--steps", type=int, help="total training steps")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--resolution", type=int, choices=(32, 64, 128))

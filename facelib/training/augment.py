@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# Uniform draws each op consumes per example.
-DRAWS = {"color": 3, "translation": 2, "cutout": 2, "geometric": 4}
-
 # ADA's geometric ops, in units of the image: log2 of the isotropic scale ~ N(0, 0.2^2), the
 # fractional translation ~ N(0, 0.125^2) per axis. ADA rotates uniformly over the full circle;
 # here the angle ~ N(0, 0.25^2 rad) keeps faces upright-ish and, being Gaussian, invertible
@@ -22,7 +19,8 @@ SCALE_STD, ROTATION_STD, TRANSLATION_STD = 0.2, 0.25, 0.125
 
 
 def n_draws(policy) -> int:
-    return sum(DRAWS[op] for op in policy)
+    """Uniform draws per example that ``policy``'s ops consume together."""
+    return sum(OPS[op][1] for op in policy)
 
 
 def _color(x, u):
@@ -118,7 +116,10 @@ def _geometric(x, u):
     return affine_warp(x, matrix)
 
 
-OPS = {"color": _color, "translation": _translation, "cutout": _cutout, "geometric": _geometric}
+# name -> (op, uniform draws it consumes per example). config.DIFFAUGMENT_OPS lists the same
+# names for validation (config cannot import training); a test keeps the two equal.
+OPS = {"color": (_color, 3), "translation": (_translation, 2), "cutout": (_cutout, 2),
+       "geometric": (_geometric, 4)}
 
 
 def diff_augment(x, policy, uniforms, gates=None):
@@ -132,8 +133,8 @@ def diff_augment(x, policy, uniforms, gates=None):
     uniforms = tf.cast(uniforms, tf.float32)
     i = 0
     for j, op in enumerate(policy):
-        k = DRAWS[op]
-        out = OPS[op](x, uniforms[:, i:i + k])
+        fn, k = OPS[op]
+        out = fn(x, uniforms[:, i:i + k])
         x = out if gates is None else tf.where(tf.reshape(gates[:, j], [-1, 1, 1, 1]), out, x)
         i += k
     return x
