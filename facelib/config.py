@@ -265,6 +265,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(_CPU_DCGAN, ada_target=0.6,
                 diffaugment_policy=("color", "translation", "geometric", "cutout"),
                 ema_decay=0.999, ema_rampup=True),
+    # The cpu preset at twice the widths (256 channels at G's and D's 4x4): the best 32 px
+    # recipe measured per CPU-minute on celeba-8k (benchmarks/bench_quality.py, 2 cores of a Xeon
+    # with AMX, bfloat16): KID 0.014 at 20 and 40 minutes against cpu's 0.017 and 0.021 (cpu gets
+    # worse past 20 as ADA's p climbs to 0.86), recall 0.28 at 40. 1.9x cpu's CPU per step in
+    # bfloat16 on AMX, 2.5x in float32, so add --precision mixed_bfloat16 where the CPU has
+    # bfloat16 units; without them it is unmeasured. For thousands of faces or more.
+    "cpu-wide": dict(_CPU_DCGAN, ada_target=0.6,
+                     diffaugment_policy=("color", "translation", "geometric", "cutout"),
+                     ema_decay=0.999, ema_rampup=True, g_width=256, d_width=256),
     # The cpu preset before ADA: DiffAugment on every face, EMA 0.99. The recipe of
     # pretrained:celeba32 and of the detector's dcgan families, kept so their commands reproduce.
     "cpu-diffaugment": dict(_CPU_DCGAN, ema_decay=0.99),
