@@ -63,6 +63,9 @@ CANDIDATES = {
     # ... with twice the widths (the cpu-wide preset: 256 channels at G's and D's 4x4), in
     # bfloat16 where the CPU has it: about 1.9x the CPU per step on AMX (2.5x in float32)
     "cpu-wide": ("cpu-wide", {"precision": "auto"}),
+    # ... with the extra width on one side only: which net's capacity buys the quality?
+    "cpu-wide-g": ("cpu-wide", {"precision": "auto", "d_width": 128}),
+    "cpu-wide-d": ("cpu-wide", {"precision": "auto", "g_width": 128}),
     # the preset before: ADA over DiffAugment's ops only, EMA 0.99; and it with either change
     "cpu-ada": ("cpu-diffaugment", ADA),
     "cpu-ada-geo": ("cpu-diffaugment", {**ADA, **GEOMETRIC}),

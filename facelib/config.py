@@ -270,12 +270,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with AMX, bfloat16): KID 0.014 at 20 and 40 minutes against cpu's 0.017 and 0.021 (cpu gets
     # worse past 20 as ADA's p climbs to 0.86), recall 0.28 at 40. 1.9x cpu's CPU per step in
     # bfloat16 on AMX, 2.5x in float32, so add --precision mixed_bfloat16 where the CPU has
-    # bfloat16 units; without them it is unmeasured. For thousands of faces or more.
+    # bfloat16 units; without them it is unmeasured. For thousands of faces or more. The recipe
+    # of pretrained:celeba32 (its 40-minute network).
     "cpu-wide": dict(_CPU_DCGAN, ada_target=0.6,
                      diffaugment_policy=("color", "translation", "geometric", "cutout"),
                      ema_decay=0.999, ema_rampup=True, g_width=256, d_width=256),
-    # The cpu preset before ADA: DiffAugment on every face, EMA 0.99. The recipe of
-    # pretrained:celeba32 and of the detector's dcgan families, kept so their commands reproduce.
+    # The cpu preset before ADA: DiffAugment on every face, EMA 0.99. The recipe of the earlier
+    # pretrained:celeba32 networks and of the detector's dcgan families, kept so their commands
+    # reproduce.
     "cpu-diffaugment": dict(_CPU_DCGAN, ema_decay=0.99),
     # A free Colab T4: the Radford et al. 64x64 DCGAN, fp16, DiffAugment off (CelebA is large).
     "colab": dict(resolution=64, latent_dim=100, g_width=512, d_width=512, batch_size=128,

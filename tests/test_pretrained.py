@@ -144,6 +144,46 @@ def test_export_keeps_the_generator_and_drops_the_optimizer(tiny_run, tmp_path):
         facelib.load_run(dest)
 
 
+def test_export_in_float16_halves_the_weights_and_keeps_the_faces(tiny_run, tmp_path):
+    import h5py
+
+    full = RunFolder(tiny_run).export(tmp_path / "f32")
+    half = RunFolder(tiny_run).export(tmp_path / "f16", weights="float16")
+    ckpt32, ckpt16 = RunFolder(full).checkpoint("latest"), RunFolder(half).checkpoint("latest")
+    for name in ("ema_generator.weights.h5", "discriminator.weights.h5"):
+        with h5py.File(ckpt16 / name) as f:
+            dtypes = set()
+            f.visititems(lambda _n, o: dtypes.add(o.dtype) if isinstance(o, h5py.Dataset) else None)
+        assert np.dtype("float16") in dtypes and np.dtype("float32") not in dtypes
+        assert (ckpt16 / name).stat().st_size < 0.6 * (ckpt32 / name).stat().st_size
+    a, b = facelib.load_run(full), facelib.load_run(half)  # verifies the rewritten manifest
+    assert b.generator.weights[0].dtype == "float32"
+    faces32, faces16 = a.generate(8, seed=1).astype(int), b.generate(8, seed=1).astype(int)
+    assert np.abs(faces32 - faces16).mean() < 1.0 and np.abs(faces32 - faces16).max() <= 8
+    assert not np.array_equal(faces32, faces16)  # the rounding is there, and small
+    np.testing.assert_allclose(b.discriminator().weights[0].numpy(),
+                               a.discriminator().weights[0].numpy(), rtol=2 ** -10, atol=1e-7)
+    with pytest.raises(FacelibError, match="weights='bfloat16'.*float16"):
+        RunFolder(tiny_run).export(tmp_path / "x", weights="bfloat16")
+    assert not (tmp_path / "x").exists()
+
+
+def test_float16_storage_keeps_arrays_beyond_its_range_in_float32(tmp_path):
+    import h5py
+
+    from facelib.run.folder import _store_float16
+
+    with h5py.File(tmp_path / "a.weights.h5", "w") as f:
+        f.create_dataset("layers/bn/vars/3", data=np.array([1e-3, 7e4], np.float32))
+        f.create_dataset("layers/dense/vars/0", data=np.full((3,), 0.1, np.float32))
+        f.attrs["note"] = "kept"
+    _store_float16(tmp_path / "a.weights.h5", tmp_path / "b.weights.h5")
+    with h5py.File(tmp_path / "b.weights.h5") as f:
+        assert f["layers/bn/vars/3"].dtype == np.float32  # 70,000 is beyond float16
+        assert f["layers/bn/vars/3"][1] == 7e4
+        assert f["layers/dense/vars/0"].dtype == np.float16 and f.attrs["note"] == "kept"
+
+
 @pytest.mark.slow
 def test_reference_generator_makes_faces_an_untrained_one_does_not(tmp_path, monkeypatch, cache32):
     """KID (standard FID Inception) against the 500 bundled real faces: the shipped generator

@@ -52,7 +52,7 @@ class DamagedCheckpoint(FacelibError):
     """A checkpoint whose files do not check out: truncated, altered, unreadable or missing."""
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -192,7 +192,7 @@ class CheckpointManager:
                 if file.stat().st_size != entry.get("bytes"):
                     raise self._damaged(path, file, f"has {file.stat().st_size:,} bytes, "
                                         f"{entry.get('bytes')!r:.20} were written (truncated?)")
-                if _sha256(file) != entry.get("sha256"):
+                if sha256_of(file) != entry.get("sha256"):
                     raise self._damaged(path, file, "does not match the SHA-256 written with "
                                         "it (altered or corrupted)")
             elif name != "state.json":
@@ -303,7 +303,7 @@ class CheckpointManager:
         for f in sorted(tmp.iterdir()):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-            files[f.name] = {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+            files[f.name] = {"bytes": f.stat().st_size, "sha256": sha256_of(f)}
         # The marker is the manifest: `verify` finds a truncated or altered file by it.
         (tmp / COMPLETE).write_text(json.dumps({"format": 1, "files": files}, indent=1) + "\n")
         fsync_dir(tmp)

@@ -32,7 +32,7 @@ import numpy as np
 from facelib.config import Config
 from facelib.errors import FacelibError
 from facelib.run.pretrained import is_pretrained, pretrained_path
-from facelib.run.checkpoints import CheckpointManager
+from facelib.run.checkpoints import CheckpointManager, sha256_of
 
 CHECKPOINT_NAMES = ("latest", "best")
 
@@ -139,7 +139,7 @@ class RunFolder:
         conditional sampling draws from (no impossible combination asked for by accident)."""
         rows, counts = np.unique(np.asarray(attributes, np.int8), axis=0, return_counts=True)
         self.path.mkdir(parents=True, exist_ok=True)
-        np.savez(self.prior_path, rows=rows, counts=counts, names=np.array(list(names)))
+        np.savez_compressed(self.prior_path, rows=rows, counts=counts, names=np.array(list(names)))
 
     def read_attribute_prior(self) -> tuple[list[str], tuple[np.ndarray, np.ndarray]] | None:
         """(names, (unique rows float32 (k, 40), counts)), or None for runs without one."""
@@ -199,11 +199,19 @@ class RunFolder:
         """The complete step-NNNNNNNN checkpoints, oldest first."""
         return self.checkpoints.complete()
 
-    def export(self, dest: str | Path, checkpoint: str = "latest", description: str = "") -> Path:
+    def export(self, dest: str | Path, checkpoint: str = "latest", description: str = "",
+               weights: str = "float32") -> Path:
         """Write a shippable copy of this run (what ``pretrained:`` networks are): its config,
         data record, attribute prior, the chosen checkpoint's EMA generator and discriminator
         (no optimizer state: the copy does not resume), the KID rows of its metrics log and its
-        latest sample grid. The checkpoint manifest keeps the entries of the files kept."""
+        latest sample grid. The checkpoint manifest keeps the entries of the files kept.
+
+        ``weights="float16"`` stores the two networks' weights at half the size (they load
+        back into float32 variables; see :func:`_store_float16`): what lets a wider reference
+        network fit facelib's 10 MB for all of them. Measure the copy, not the run: its faces
+        differ from the run's by the rounding."""
+        if weights not in ("float32", "float16"):
+            raise FacelibError(f"export weights={weights!r}: choose 'float32' or 'float16'")
         self.require()
         ckpt = self.checkpoint(checkpoint)
         self.checkpoints.verify(ckpt, generator_only=True)
@@ -213,7 +221,9 @@ class RunFolder:
         copy = RunFolder(dest)
         (copy.checkpoints.directory / ckpt.name).mkdir(parents=True)
         shutil.copy2(self.config_path, copy.config_path)
-        shutil.copy2(self.prior_path, copy.prior_path)
+        # Written compressed (runs from before write_attribute_prior compressed it were not).
+        with np.load(self.prior_path, allow_pickle=False) as prior:
+            np.savez_compressed(copy.prior_path, **{k: prior[k] for k in prior.files})
         info = self.read_data_info() or {}
         info = {**info, "path": "(not shipped) the cache it was trained on",
                 **({"description": description} if description else {})}
@@ -224,7 +234,13 @@ class RunFolder:
         keep = ("ema_generator.weights.h5", "discriminator.weights.h5", "state.json")
         manifest = json.loads((ckpt / "COMPLETE").read_text())
         for name in keep:
-            shutil.copy2(ckpt / name, copy.checkpoints.directory / ckpt.name / name)
+            target = copy.checkpoints.directory / ckpt.name / name
+            if weights == "float16" and name.endswith(".weights.h5"):
+                _store_float16(ckpt / name, target)
+                manifest["files"][name] = {"bytes": target.stat().st_size,
+                                           "sha256": sha256_of(target)}
+            else:
+                shutil.copy2(ckpt / name, target)
         manifest["files"] = {k: v for k, v in manifest["files"].items() if k in keep}
         (copy.checkpoints.directory / ckpt.name / "COMPLETE").write_text(
             json.dumps(manifest, indent=1) + "\n")
@@ -235,6 +251,40 @@ class RunFolder:
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
+
+
+# float16's largest finite value is 65,504; below 2**-14 it loses precision (subnormals) but
+# keeps an absolute error under 3e-8, far below what moves a face.
+_FLOAT16_MAX = 65504.0
+
+
+def _store_float16(source: Path, dest: Path) -> None:
+    """Copy a Keras ``.weights.h5`` file with its float32 arrays stored as float16.
+
+    Keras assigns each stored array to its variable, which casts it back to the variable's
+    dtype, so the model that loads it is unchanged but for the rounding (relative 2**-11). An
+    array with a value beyond float16's range stays float32: a variable is never clipped."""
+    import h5py  # Keras' own HDF5 library: a weights file is plain datasets in groups
+
+    shutil.copy2(source, dest)
+    with h5py.File(dest, "r+") as f:
+        names: list[str] = []
+        f.visititems(lambda name, obj: names.append(name)
+                     if isinstance(obj, h5py.Dataset) and obj.dtype == np.float32 else None)
+        for name in names:
+            values = f[name][()]
+            if values.size and np.abs(values).max() > _FLOAT16_MAX:
+                continue
+            del f[name]
+            f.create_dataset(name, data=values.astype(np.float16))
+    # h5py leaves the deleted datasets' space in the file; copying the tree drops it.
+    packed = dest.with_name(dest.name + ".packed")
+    with h5py.File(dest, "r") as f, h5py.File(packed, "w") as g:
+        for key, value in f.attrs.items():
+            g.attrs[key] = value
+        for key in f:
+            f.copy(f[key], g)
+    os.replace(packed, dest)
 
 
 def parse_run_spec(spec: str | Path) -> tuple[Path, str]:
