@@ -90,6 +90,10 @@ CANDIDATES = {
     # faces' attribute rows; and the same with ADA's adaptive DiffAugment
     "cond": ("cpu-conditional", {"precision": "auto"}),
     "cond-ada": ("cpu-conditional", {"precision": "auto", "ada_target": 0.6}),
+    # the unconditional winner made conditional: cpu-wide's recipe (non-saturating loss, ADA over
+    # DiffAugment's ops and the geometric op, slow EMA, widths 256) with conditional BatchNorm in
+    # G, a projection discriminator and AC-GAN's attribute head, as cpu-conditional has
+    "cond-wide": ("cpu-wide", {"precision": "auto", "conditional": True, "attribute_loss": 1.0}),
 }
 
 

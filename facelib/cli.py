@@ -19,6 +19,7 @@ COMMANDS = {
     "prepare": "facelib.commands.prepare",
     "train": "facelib.commands.train",
     "generate": "facelib.commands.generate",
+    "export": "facelib.commands.export",
     "edit": "facelib.commands.edit",
     "train-classifier": "facelib.commands.train_classifier",
     "evaluate": "facelib.commands.evaluate",

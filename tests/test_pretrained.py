@@ -168,6 +168,28 @@ def test_export_in_float16_halves_the_weights_and_keeps_the_faces(tiny_run, tmp_
     assert not (tmp_path / "x").exists()
 
 
+def test_export_command_writes_a_loadable_copy_and_never_replaces_a_folder(tiny_run, tmp_path,
+                                                                          capsys):
+    from facelib.cli import main
+
+    out = tmp_path / "shipped"
+    assert main(["export", "--run", f"{tiny_run}@latest", "--out", str(out),
+                 "--weights", "float16", "--description", "from the CLI"]) == 0
+    assert "weights in float16" in capsys.readouterr().out
+    assert json.loads((out / "data.json").read_text())["description"] == "from the CLI"
+    assert facelib.load_run(out).generate(2, seed=0).shape == (2, 32, 32, 3)
+    keep = tmp_path / "notes"
+    keep.mkdir()
+    (keep / "thesis.txt").write_text("not a run")
+    assert main(["export", "--run", str(tiny_run), "--out", str(keep)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already exists" in err and "\n" not in err
+    assert (keep / "thesis.txt").read_text() == "not a run"  # nothing was deleted
+    assert main(["export", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
+    assert "not a facelib run folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_float16_storage_keeps_arrays_beyond_its_range_in_float32(tmp_path):
     import h5py
 
