@@ -137,6 +137,19 @@ def test_attribute_prior_with_pickled_objects_is_refused(tmp_path):
     assert not marker.exists()
 
 
+def test_export_of_a_run_with_a_pickled_prior_is_refused_before_writing(tiny_run, tmp_path):
+    from facelib.run.folder import RunFolder
+
+    marker = tmp_path / "MARKER"
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))
+    np.savez(RunFolder(run).prior_path, names=np.array([Evil(marker)], dtype=object),
+             rows=np.zeros((1, 40)), counts=np.ones(1))
+    with pytest.raises(FacelibError, match="attribute_prior.npz is damaged") as e:
+        RunFolder(run).export(tmp_path / "copy")
+    one_line(e.value)
+    assert not marker.exists() and not (tmp_path / "copy").exists()
+
+
 def test_checkpoint_optimizer_npz_with_pickled_objects_is_refused(tiny_run, tmp_path):
     """A checkpoint written before the manifest (marker 'ok') gets structural checks: an .npz
     whose arrays are pickled objects is refused by `verify`, nothing unpickled."""

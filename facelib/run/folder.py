@@ -215,15 +215,17 @@ class RunFolder:
         self.require()
         ckpt = self.checkpoint(checkpoint)
         self.checkpoints.verify(ckpt, generator_only=True)
+        has_prior = self.read_attribute_prior() is not None  # checks it (no pickles) first
         dest = Path(dest)
         if dest.exists():
             shutil.rmtree(dest)
         copy = RunFolder(dest)
         (copy.checkpoints.directory / ckpt.name).mkdir(parents=True)
         shutil.copy2(self.config_path, copy.config_path)
-        # Written compressed (runs from before write_attribute_prior compressed it were not).
-        with np.load(self.prior_path, allow_pickle=False) as prior:
-            np.savez_compressed(copy.prior_path, **{k: prior[k] for k in prior.files})
+        if has_prior:
+            # Written compressed (runs from before write_attribute_prior compressed it were not).
+            with np.load(self.prior_path, allow_pickle=False) as prior:
+                np.savez_compressed(copy.prior_path, **{k: prior[k] for k in prior.files})
         info = self.read_data_info() or {}
         info = {**info, "path": "(not shipped) the cache it was trained on",
                 **({"description": description} if description else {})}
