@@ -15,7 +15,10 @@ training faces against the same held-out faces), precision, recall (k=3), densit
         --budgets 5,10,20,40 --resolution 32 --parallel 2
 
 Candidates (`--candidates`, comma-separated; default all): see CANDIDATES. A finished
-candidate (its snapshots present) is not retrained; delete OUT/NAME to redo it. `--runs` adds
+candidate (its snapshots present) is not retrained; delete OUT/NAME to redo it. One given a
+longer budget than it reached (e.g. `--budgets 10,20,40` after `10,20`) continues from its run's
+last checkpoint, which its last snapshot wrote (exact resume: the same steps as one run to 40);
+an unfinished one starts again. `--runs` adds
 finished runs (e.g. `pretrained:celeba32`) to the table, measured on the same held-out faces;
 `--evaluate-only --candidates ''` measures only those.
 """
@@ -93,7 +96,7 @@ CANDIDATES = {
     # the unconditional winner made conditional: cpu-wide's recipe (non-saturating loss, ADA over
     # DiffAugment's ops and the geometric op, slow EMA, widths 256) with conditional BatchNorm in
     # G, a projection discriminator and AC-GAN's attribute head, as cpu-conditional has
-    "cond-wide": ("cpu-wide", {"precision": "auto", "conditional": True, "attribute_loss": 1.0}),
+    "cond-wide": ("cpu-wide-conditional", {"precision": "auto"}),
 }
 
 
@@ -112,8 +115,31 @@ def _snapshot_path(out: Path, name: str, minutes: float) -> Path:
     return out / name / f"generator-{minutes:g}min.keras"
 
 
+def _snapshots(out: Path, name: str) -> list[dict]:
+    log = out / name / "snapshots.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _continues(out: Path, name: str, budgets: list[float]) -> bool:
+    """Whether a candidate can go on from its last snapshot: that snapshot is below the longest
+    budget and the run's latest checkpoint is the one it stopped at (the budget's end writes it;
+    the config's checkpoint_every of 10**8 writes no other)."""
+    from facelib.run.folder import RunFolder
+
+    snaps = _snapshots(out, name)
+    if not snaps or snaps[-1]["minutes"] >= max(budgets):
+        return False
+    folder = RunFolder(out / name / "run")
+    try:
+        latest = folder.checkpoint("latest")
+    except Exception:  # no complete checkpoint: start again
+        return False
+    return latest.name == f"step-{snaps[-1]['step']:08d}"
+
+
 def worker(args) -> None:
-    """Train one candidate, exporting its EMA generator at each budget mark."""
+    """Train one candidate, exporting its EMA generator at each budget mark; with --continue,
+    resume its run from the last snapshot and go on to the budgets beyond it."""
     from facelib.run.train import export_generator, train
     from facelib.training.callbacks import TimeBudget
 
@@ -122,21 +148,29 @@ def worker(args) -> None:
     config = _config(args.worker, args.resolution)
     log = out / args.worker / "snapshots.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
+    done = _snapshots(out, args.worker)[-1] if args.resume_candidate else None
+    spent = done["cpu_seconds"] if done else 0.0  # CPU seconds of the earlier processes
 
     def on_mark(seconds, gan):
+        seconds += spent
         minutes = seconds / 60.0 / args.cores
         path = export_generator(gan, _snapshot_path(out, args.worker, minutes))
         step = int(gan.step.numpy())
         row = {"candidate": args.worker, "minutes": minutes, "cpu_seconds": seconds,
                "step": step, "images_seen": step * config.batch_size,
                "wall_seconds": time.perf_counter() - t0, "generator": str(path)}
+        if done:
+            row["continued_from_step"] = done["step"]
         with open(log, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
-    budget = TimeBudget([60.0 * b * args.cores for b in budgets], on_mark, clock="cpu")
+    marks = [60.0 * b * args.cores - spent for b in budgets if 60.0 * b * args.cores > spent]
+    budget = TimeBudget(marks, on_mark, clock="cpu")
     t0 = time.perf_counter()
-    train(config, out / args.worker / "run", data=args.data, callbacks=[budget], verbose=0)
+    # A continued run checks that the candidate's config still matches the run's config.json.
+    train(config, out / args.worker / "run", data=args.data, resume=done is not None,
+          callbacks=[budget], verbose=0)
 
 
 def _train_all(args, names) -> None:
@@ -149,15 +183,16 @@ def _train_all(args, names) -> None:
         while todo and len(running) < args.parallel:
             name = todo.pop(0)
             run_dir = out / name
-            if run_dir.exists():  # an unfinished candidate starts again from scratch
+            go_on = _continues(out, name, budgets)
+            if run_dir.exists() and not go_on:  # an unfinished candidate starts again
                 import shutil
                 shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, str(HERE), "--worker", name, "--data", args.data, "--out",
                    args.out, "--budgets", args.budgets, "--resolution", str(args.resolution),
-                   "--cores", str(args.cores)]
-            print(f"training {name}: {' '.join(cmd)}", flush=True)
-            logf = open(run_dir / "train.log", "w")
+                   "--cores", str(args.cores)] + (["--resume-candidate"] if go_on else [])
+            print(f"{'continuing' if go_on else 'training'} {name}: {' '.join(cmd)}", flush=True)
+            logf = open(run_dir / "train.log", "a" if go_on else "w")
             running.append((name, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)))
         time.sleep(5)
         for item in list(running):
@@ -205,8 +240,7 @@ def _evaluate(args, names, runs=()) -> list[dict]:
     floor = registry.compute(names_metrics, real, feats(cache.images[train_idx]))
     rows = [{"candidate": "real (train split)", "minutes": None, "step": None, **floor}]
     for name in names:
-        snaps = [json.loads(line) for line in (out / name / "snapshots.jsonl").read_text().splitlines()]
-        for snap in snaps:
+        for snap in _snapshots(out, name):
             generator = keras.models.load_model(snap["generator"], compile=False)
             z = np.random.default_rng(1).standard_normal((n, generator.inputs[0].shape[-1]))
             row = {**{k: snap[k] for k in ("candidate", "minutes", "step", "images_seen")},
@@ -281,6 +315,7 @@ def main() -> None:
     ap.add_argument("--evaluate-only", action="store_true")
     ap.add_argument("--report", default="quality", help="file stem of the table, JSON and plot")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--resume-candidate", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)

@@ -364,6 +364,22 @@ def test_control_cli(tiny_conditional_run, tmp_path, capsys):
     assert len(saved["rows"]) == 40 and saved["mean_real_balanced"] is not None
     assert saved["n"] == 4 and saved["others"] == "joint"
     assert (out / "grid.png").exists() and "balanced control accuracy" in capsys.readouterr().out
+    # a subset without the default figure's attributes draws its own first four
+    (out / "grid.png").unlink()
+    assert main(["control", "--run", str(tiny_conditional_run), "--classifier",
+                 str(tmp_path / "clf"), "--n", "2", "--out", str(out), "--no-real",
+                 "--attributes", "Bald,Young"]) == 0
+    assert (out / "grid.png").exists()
+    assert [r["attribute"] for r in json.loads((out / "control.json").read_text())["rows"]] \
+        == ["Bald", "Young"]
+    capsys.readouterr()
+    # a figure attribute outside --attributes is refused before anything is measured or written
+    (out / "control.json").unlink()
+    assert main(["control", "--run", str(tiny_conditional_run), "--classifier",
+                 str(tmp_path / "clf"), "--n", "2", "--out", str(out), "--no-real",
+                 "--attributes", "Bald,Young", "--grid", "Smiling"]) == 2
+    assert "--grid Smiling: not among --attributes" in capsys.readouterr().err
+    assert not (out / "control.json").exists()
     assert main(["control", "--run", str(tiny_conditional_run), "--classifier",
                  str(tmp_path / "nope"), "--n", "4", "--out", str(out)]) == 2
     assert "attribute classifier" in (err := capsys.readouterr().err) and "nope" in err

@@ -6,6 +6,10 @@ HELP = ("attribute control accuracy of a conditional run, judged by an attribute
         "(table + on/off figure)")
 
 
+# Four attributes whose flips are easy to see at 32 px (Pale_Skin is rare: a hard case).
+DEFAULT_GRID = ("Smiling", "Eyeglasses", "Male", "Pale_Skin")
+
+
 def add_arguments(p) -> None:
     p.add_argument("--run", required=True, help="conditional run folder (train --conditional)")
     p.add_argument("--classifier", required=True,
@@ -23,14 +27,30 @@ def add_arguments(p) -> None:
                    help="at most this many real faces (the first of the split)")
     p.add_argument("--no-real", action="store_true", help="skip the real-face reference")
     p.add_argument("--attributes", help="comma-separated subset (default: all 40)")
-    p.add_argument("--grid", default="Smiling,Eyeglasses,Male,Pale_Skin",
-                   help="attributes for the on/off figure (empty: no figure)")
+    p.add_argument("--grid", help="attributes for the on/off figure (default: "
+                   f"{','.join(DEFAULT_GRID)}, or the first four of --attributes when given; "
+                   "empty: no figure)")
     p.add_argument("--checkpoint", help="latest (default), best, step-NNNNNNNN or a checkpoint "
                    "folder; --run RUN@CKPT says the same")
 
 
 def _names(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def _grid(text: str | None, attributes: list[str] | None) -> list[str]:
+    """The figure's attributes: only ones the report measures, checked before the measurement
+    (minutes) so that a typo costs nothing."""
+    from facelib.errors import FacelibError
+
+    if text is None:
+        return list(DEFAULT_GRID) if attributes is None else attributes[:4]
+    grid = _names(text) or []
+    missing = [a for a in grid if attributes is not None and a not in attributes]
+    if missing:
+        raise FacelibError(f"--grid {','.join(missing)}: not among --attributes; add them there "
+                           "or leave --grid out (it then shows the first four of --attributes)")
+    return grid
 
 
 def run(args) -> int:
@@ -41,6 +61,8 @@ def run(args) -> int:
 
     if args.n < 1:
         raise FacelibError(f"--n {args.n}: ask for at least one face per attribute value")
+    attributes = _names(args.attributes)
+    grid = _grid(args.grid, attributes)
     run = open_run(args.run, checkpoint=args.checkpoint)
     if not run.conditional:
         raise FacelibError(f"{args.run} is an unconditional run: `control` needs a run trained "
@@ -52,14 +74,15 @@ def run(args) -> int:
         if real is None:
             print("no real-face reference: the run's training data is gone (pass --real CACHE)")
     report = control_accuracy(run, classifier, n=args.n, seed=args.seed,
-                              attributes=_names(args.attributes), others=args.others,
+                              attributes=attributes, others=args.others,
                               real=real, real_split=args.real_split, real_limit=args.real_limit)
     out = report.save(args.out)
     print(report.to_markdown(sort="balanced"))
     print(report.summary())
     if report.skipped:
         print("skipped: " + ", ".join(report.skipped))
-    grid = _names(args.grid)
+    measured = {r["attribute"] for r in report.rows}
+    grid = [a for a in grid if a in measured]  # one the classifier does not score has no row
     if grid:
         import matplotlib
 

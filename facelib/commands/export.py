@@ -13,6 +13,8 @@ def add_arguments(p) -> None:
                    help="float16 halves the weight files (loaded back as float32; measure the "
                    "copy: its faces differ from the run's by the rounding)")
     p.add_argument("--description", default="", help="a line for the copy's data.json")
+    p.add_argument("--no-samples", action="store_true",
+                   help="leave out the run's last sample grid (a preview PNG; generate draws faces)")
 
 
 def run(args) -> int:
@@ -28,7 +30,7 @@ def run(args) -> int:
         raise FacelibError(f"--out {out} already exists: name a new folder, or delete it first")
     folder, checkpoint = parse_run_spec(args.run)
     dest = RunFolder(folder).export(out, checkpoint=checkpoint, description=args.description,
-                                    weights=args.weights)
+                                    weights=args.weights, samples=not args.no_samples)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"exported {folder} ({checkpoint}) to {dest}: {size / 2 ** 20:.1f} MiB, weights in "
           f"{args.weights}; load it with facelib.load_run({str(dest)!r})")
