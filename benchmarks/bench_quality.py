@@ -17,8 +17,8 @@ training faces against the same held-out faces), precision, recall (k=3), densit
 Candidates (`--candidates`, comma-separated; default all): see CANDIDATES. A finished
 candidate (its snapshots present) is not retrained; delete OUT/NAME to redo it. One given a
 longer budget than it reached (e.g. `--budgets 10,20,40` after `10,20`) continues from its run's
-last checkpoint, which its last snapshot wrote (exact resume: the same steps as one run to 40);
-an unfinished one starts again. `--runs` adds
+last checkpoint, which its last snapshot wrote (an exact resume: the same training as one
+uninterrupted run); an unfinished one starts again. `--runs` adds
 finished runs (e.g. `pretrained:celeba32`) to the table, measured on the same held-out faces;
 `--evaluate-only --candidates ''` measures only those.
 """
@@ -124,6 +124,7 @@ def _continues(out: Path, name: str, budgets: list[float]) -> bool:
     """Whether a candidate can go on from its last snapshot: that snapshot is below the longest
     budget and the run's latest checkpoint is the one it stopped at (the budget's end writes it;
     the config's checkpoint_every of 10**8 writes no other)."""
+    from facelib.errors import FacelibError
     from facelib.run.folder import RunFolder
 
     snaps = _snapshots(out, name)
@@ -132,14 +133,14 @@ def _continues(out: Path, name: str, budgets: list[float]) -> bool:
     folder = RunFolder(out / name / "run")
     try:
         latest = folder.checkpoint("latest")
-    except Exception:  # no complete checkpoint: start again
+    except FacelibError:  # no run or no complete checkpoint: start again
         return False
     return latest.name == f"step-{snaps[-1]['step']:08d}"
 
 
 def worker(args) -> None:
-    """Train one candidate, exporting its EMA generator at each budget mark; with --continue,
-    resume its run from the last snapshot and go on to the budgets beyond it."""
+    """Train one candidate, exporting its EMA generator at each budget mark; with
+    --resume-candidate, resume its run from the last snapshot and go on to the budgets beyond."""
     from facelib.run.train import export_generator, train
     from facelib.training.callbacks import TimeBudget
 

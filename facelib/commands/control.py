@@ -6,7 +6,7 @@ HELP = ("attribute control accuracy of a conditional run, judged by an attribute
         "(table + on/off figure)")
 
 
-# Four attributes whose flips are easy to see at 32 px (Pale_Skin is rare: a hard case).
+# Three flips that are easy to see at 32 px and a rare one (Pale_Skin, 4% of faces).
 DEFAULT_GRID = ("Smiling", "Eyeglasses", "Male", "Pale_Skin")
 
 
