@@ -304,9 +304,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # BatchNorm in G, a projection discriminator and AC-GAN's attribute head, on cpu-wide's
     # non-saturating loss, ADA and slow EMA. On celeba-8k (benchmarks/bench_quality.py, 2 cores
     # of a Xeon with AMX, bfloat16): KID 0.015 at 20 CPU-minutes against cpu-conditional's 0.037
-    # (cpu-wide: 0.014), 0.011 at 40 (cpu-wide: 0.014), and balanced control accuracy within
-    # 0.05 of the attribute classifier's on real faces for each of Male, Smiling, Eyeglasses,
-    # Blond_Hair, Black_Hair, Young, Wearing_Hat and Bald. 42,000 steps: about 40 minutes on 2
+    # (cpu-wide: 0.014), 0.011 at 40 (cpu-wide: 0.014), and balanced control accuracy no more
+    # than 0.05 below the attribute classifier's on real faces for each of Male, Smiling,
+    # Eyeglasses, Blond_Hair, Black_Hair, Young, Wearing_Hat and Bald. 42,000 steps: about 40 minutes on 2
     # cores in bfloat16 (add --precision mixed_bfloat16 where the CPU has bfloat16 units);
     # --minutes stops it earlier.
     "cpu-wide-conditional": dict(_CPU_WIDE, conditional=True, attribute_loss=1.0, steps=42000,
