@@ -115,8 +115,12 @@ def _snapshot_path(out: Path, name: str, minutes: float) -> Path:
     return out / name / f"generator-{minutes:g}min.keras"
 
 
+def _snapshot_log(out: Path, name: str) -> Path:
+    return out / name / "snapshots.jsonl"
+
+
 def _snapshots(out: Path, name: str) -> list[dict]:
-    log = out / name / "snapshots.jsonl"
+    log = _snapshot_log(out, name)
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
@@ -147,7 +151,7 @@ def worker(args) -> None:
     out = Path(args.out)
     budgets = [float(b) for b in args.budgets.split(",")]
     config = _config(args.worker, args.resolution)
-    log = out / args.worker / "snapshots.jsonl"
+    log = _snapshot_log(out, args.worker)
     log.parent.mkdir(parents=True, exist_ok=True)
     done = _snapshots(out, args.worker)[-1] if args.resume_candidate else None
     spent = done["cpu_seconds"] if done else 0.0  # CPU seconds of the earlier processes
@@ -160,13 +164,13 @@ def worker(args) -> None:
         row = {"candidate": args.worker, "minutes": minutes, "cpu_seconds": seconds,
                "step": step, "images_seen": step * config.batch_size,
                "wall_seconds": time.perf_counter() - t0, "generator": str(path)}
-        if done:
+        if done is not None:
             row["continued_from_step"] = done["step"]
         with open(log, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
 
-    marks = [60.0 * b * args.cores - spent for b in budgets if 60.0 * b * args.cores > spent]
+    marks = [m - spent for m in (60.0 * b * args.cores for b in budgets) if m > spent]
     budget = TimeBudget(marks, on_mark, clock="cpu")
     t0 = time.perf_counter()
     # A continued run checks that the candidate's config still matches the run's config.json.

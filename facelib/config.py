@@ -258,6 +258,8 @@ _CPU_RECIPE = dict(_CPU_DCGAN, ada_target=0.6,
                    diffaugment_policy=("color", "translation", "geometric", "cutout"),
                    ema_decay=0.999, ema_rampup=True)
 _CPU_WIDE = dict(_CPU_RECIPE, g_width=256, d_width=256)
+# Saving and epoch lengths of the conditional presets, whose runs last tens of thousands of steps.
+_LONG_RUN = dict(checkpoint_every=1000, epoch_steps=500)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU, seconds: tiny widths at 32x32, for tests, CI and notebooks' smoke profile.
@@ -293,12 +295,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # --precision mixed_bfloat16 on CPUs with bfloat16 units (AMX, AVX512-BF16). 48,000 steps
     # (about 40 minutes on 2 cores in bfloat16): the reference network's; at 16,000 its KID and
     # control were clearly worse (assets/pretrained/README.md); --minutes stops it earlier.
-    "cpu-conditional": dict(resolution=32, latent_dim=64, g_width=128, d_width=128,
-                            batch_size=32, steps=48000, conditional=True, attribute_loss=1.0,
-                            augment="diffaugment", spectral_norm=True, loss="hinge", g_lr=1e-4,
-                            d_lr=4e-4, beta1=0.0, beta2=0.9, ema_decay=0.999, ema_rampup=True,
-                            log_every=50, checkpoint_every=1000, epoch_steps=500,
-                            sample_grid=64),
+    "cpu-conditional": dict(_CPU_DCGAN, conditional=True, attribute_loss=1.0,
+                            spectral_norm=True, loss="hinge", g_lr=1e-4, d_lr=4e-4, beta1=0.0,
+                            beta2=0.9, ema_decay=0.999, ema_rampup=True, **_LONG_RUN,
+                            steps=48000),
     # CPU, tens of minutes: attribute control at cpu-wide's quality (the recipe of
     # pretrained:celeba32-cond, its 40-minute network). cpu-wide made conditional: conditional
     # BatchNorm in G, a projection discriminator and AC-GAN's attribute head, on cpu-wide's
@@ -306,11 +306,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # of a Xeon with AMX, bfloat16): KID 0.015 at 20 CPU-minutes against cpu-conditional's 0.037
     # (cpu-wide: 0.014), 0.011 at 40 (cpu-wide: 0.014), and balanced control accuracy no more
     # than 0.05 below the attribute classifier's on real faces for each of Male, Smiling,
-    # Eyeglasses, Blond_Hair, Black_Hair, Young, Wearing_Hat and Bald. 42,000 steps: about 40 minutes on 2
-    # cores in bfloat16 (add --precision mixed_bfloat16 where the CPU has bfloat16 units);
-    # --minutes stops it earlier.
-    "cpu-wide-conditional": dict(_CPU_WIDE, conditional=True, attribute_loss=1.0, steps=42000,
-                                 checkpoint_every=1000, epoch_steps=500),
+    # Eyeglasses, Blond_Hair, Black_Hair, Young, Wearing_Hat and Bald. 42,000 steps: about 40
+    # minutes on 2 cores in bfloat16 (add --precision mixed_bfloat16 where the CPU has bfloat16
+    # units); --minutes stops it earlier.
+    "cpu-wide-conditional": dict(_CPU_WIDE, conditional=True, attribute_loss=1.0, **_LONG_RUN,
+                                 steps=42000),
     # Small data (e.g. the bundled 500-face sample or a few thousand faces): DiffAugment + SN.
     "small-data": dict(resolution=64, g_width=256, d_width=256, batch_size=32, steps=5000,
                        augment="diffaugment", spectral_norm=True, loss="hinge",
