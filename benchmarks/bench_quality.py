@@ -20,7 +20,10 @@ longer budget than it reached (e.g. `--budgets 10,20,40` after `10,20`) continue
 last checkpoint, which its last snapshot wrote (an exact resume: the same training as one
 uninterrupted run); an unfinished one starts again. `--runs` adds
 finished runs (e.g. `pretrained:celeba32`) to the table, measured on the same held-out faces;
-`--evaluate-only --candidates ''` measures only those.
+`--evaluate-only --candidates ''` measures only those. `--seed K` trains every candidate with
+seed K (initialisation, data order, noise): one run per recipe and budget is not a measure of
+the recipe (two seeds of one recipe differed by 0.008 in KID at 20 minutes, README), so give a
+second seed its own `--out`; a folder holding another seed's snapshots is refused.
 """
 
 from __future__ import annotations
@@ -97,15 +100,17 @@ CANDIDATES = {
     # DiffAugment's ops and the geometric op, slow EMA, widths 256) with conditional BatchNorm in
     # G, a projection discriminator and AC-GAN's attribute head, as cpu-conditional has
     "cond-wide": ("cpu-wide-conditional", {"precision": "auto"}),
+    # ... with D at widths 128, as cpu-wide-g against cpu-wide
+    "cond-wide-g": ("cpu-wide-conditional", {"precision": "auto", "d_width": 128}),
 }
 
 
-def _config(name: str, resolution: int):
+def _config(name: str, resolution: int, seed: int = 0):
     from facelib.config import preset
 
     base, overrides = CANDIDATES[name]
     fields = {"resolution": resolution, "steps": 10 ** 8, "checkpoint_every": 10 ** 8,
-              "epoch_steps": 500, "kid_every": 0, **overrides}
+              "epoch_steps": 500, "kid_every": 0, "seed": seed, **overrides}
     if fields.get("precision") == "auto":
         fields["precision"] = _bf16()
     return preset(base, **fields)
@@ -150,7 +155,7 @@ def worker(args) -> None:
 
     out = Path(args.out)
     budgets = [float(b) for b in args.budgets.split(",")]
-    config = _config(args.worker, args.resolution)
+    config = _config(args.worker, args.resolution, args.seed)
     log = _snapshot_log(out, args.worker)
     log.parent.mkdir(parents=True, exist_ok=True)
     done = _snapshots(out, args.worker)[-1] if args.resume_candidate else None
@@ -162,7 +167,7 @@ def worker(args) -> None:
         path = export_generator(gan, _snapshot_path(out, args.worker, minutes))
         step = int(gan.step.numpy())
         row = {"candidate": args.worker, "minutes": minutes, "cpu_seconds": seconds,
-               "step": step, "images_seen": step * config.batch_size,
+               "step": step, "images_seen": step * config.batch_size, "seed": config.seed,
                "wall_seconds": time.perf_counter() - t0, "generator": str(path)}
         if done is not None:
             row["continued_from_step"] = done["step"]
@@ -181,6 +186,11 @@ def worker(args) -> None:
 def _train_all(args, names) -> None:
     out = Path(args.out)
     budgets = [float(b) for b in args.budgets.split(",")]
+    other_seed = [n for n in names
+                  if any(row.get("seed", 0) != args.seed for row in _snapshots(out, n))]
+    if other_seed:
+        raise SystemExit(f"{out} holds {other_seed} trained with another seed than --seed "
+                         f"{args.seed}: give this seed its own --out")
     todo = [n for n in names
             if not all(_snapshot_path(out, n, b).exists() for b in budgets)]
     running: list[tuple[str, subprocess.Popen]] = []
@@ -195,7 +205,8 @@ def _train_all(args, names) -> None:
             run_dir.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, str(HERE), "--worker", name, "--data", args.data, "--out",
                    args.out, "--budgets", args.budgets, "--resolution", str(args.resolution),
-                   "--cores", str(args.cores)] + (["--resume-candidate"] if go_on else [])
+                   "--cores", str(args.cores), "--seed", str(args.seed)]
+            cmd += ["--resume-candidate"] if go_on else []
             print(f"{'continuing' if go_on else 'training'} {name}: {' '.join(cmd)}", flush=True)
             logf = open(run_dir / "train.log", "a" if go_on else "w")
             running.append((name, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)))
@@ -312,6 +323,8 @@ def main() -> None:
     ap.add_argument("--budgets", default="5,10,20,40", help="minutes on --cores cores")
     ap.add_argument("--cores", type=int, default=2, help="cores a budget minute stands for")
     ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0, help="every candidate's training seed (its "
+                    "init, data order and noise); a second seed's table goes in another --out")
     ap.add_argument("--n", type=int, default=1000, help="generated and held-out faces")
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--parallel", type=int, default=1, help="candidates training at once")

@@ -26,6 +26,10 @@ before and after."
    the reconstructions (the baseline: should be low); the mean over faces and the 39 other
    attributes of |p(edit) - p(reconstruction)|, and the attribute that moved most. Also how
    far the reconstruction's other attributes are from the photo's (the inversion's own drift).
+   With two or more ``--label-strength`` values, one more row, "per-face smallest (bound)":
+   each face at the smallest of them the classifier calls smiling. It chooses with the judge,
+   so it is no edit; it says how low the other attributes' move can go at that share of smiles
+   when the smile is this label (what a per-face strength could reach at best).
 
 Writes OUT/smile_edit.json (settings, the measures, per-attribute changes, per-face numbers),
 OUT/smile_edit.png (rows: photo, reconstruction, + smile per route/strength, for the first
@@ -164,6 +168,22 @@ def edit_measures(p_recon: np.ndarray, p_edit: np.ndarray, names: list[str]) -> 
     }
 
 
+def smallest_smiling_bound(edits, scored, j: int):
+    """Each face at the smallest label strength the classifier calls smiling (the largest where
+    none does): (its probabilities (N, 40), the mean strength chosen), or None with fewer than
+    two label strengths. Not an edit a user can make: it picks with the judge itself, so it
+    bounds from below how little the other attributes can move at that share of smiles."""
+    label = sorted(((strength, p) for (route, strength, _), p in zip(edits, scored)
+                    if route == "label"), key=lambda row: row[0])
+    if len(label) < 2:
+        return None
+    strengths = np.array([s for s, _ in label])
+    p = np.stack([p for _, p in label])             # (strengths, faces, attributes)
+    smiling = p[:, :, j] >= 0.5
+    pick = np.where(smiling.any(axis=0), smiling.argmax(axis=0), len(label) - 1)
+    return p[pick, np.arange(p.shape[1])], float(strengths[pick].mean())
+
+
 def markdown_table(report: dict) -> str:
     lines = ["| route | strength | faces | PSNR dB | smiling: recon | smiling: edit (goal >= "
              f"{GOAL_SHARE:.0%}) | mean abs change, other 39 (goal <= {GOAL_OTHERS}) | "
@@ -291,6 +311,12 @@ def main(argv=None) -> int:
                        **edit_measures(p_recon, p_edit, names)})
 
     j = names.index(TARGET)
+    bound = smallest_smiling_bound(edits, scored, j)
+    if bound is not None:
+        p_bound, mean_strength = bound
+        routes.append({"route": "label, per-face smallest (bound)", "strength": None,
+                       "mean_strength": mean_strength,
+                       **edit_measures(p_recon, p_bound, names)})
     others = [i for i in range(len(names)) if i != j]
     report = {
         "benchmark": "smile edit on real photos",
