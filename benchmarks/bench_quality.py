@@ -105,7 +105,7 @@ CANDIDATES = {
 }
 
 
-def _config(name: str, resolution: int, seed: int = 0):
+def _config(name: str, resolution: int, seed: int):
     from facelib.config import preset
 
     base, overrides = CANDIDATES[name]

@@ -380,6 +380,12 @@ def test_control_cli(tiny_conditional_run, tmp_path, capsys):
                  "--attributes", "Bald,Young", "--grid", "Smiling"]) == 2
     assert "--grid Smiling: not among --attributes" in capsys.readouterr().err
     assert not (out / "control.json").exists()
+    # a misspelt figure attribute is refused too, not dropped from the figure after measuring
+    assert main(["control", "--run", str(tiny_conditional_run), "--classifier",
+                 str(tmp_path / "clf"), "--n", "2", "--out", str(out), "--no-real",
+                 "--grid", "Smilng"]) == 2
+    assert "--grid Smilng: not an attribute of this run" in capsys.readouterr().err
+    assert not (out / "control.json").exists()
     assert main(["control", "--run", str(tiny_conditional_run), "--classifier",
                  str(tmp_path / "nope"), "--n", "4", "--out", str(out)]) == 2
     assert "attribute classifier" in (err := capsys.readouterr().err) and "nope" in err

@@ -38,18 +38,21 @@ def _names(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
-def _grid(text: str | None, attributes: list[str] | None) -> list[str]:
-    """The figure's attributes: only ones the report measures, checked before the measurement
-    (minutes) so that a typo costs nothing."""
+def _grid(text: str | None, attributes: list[str] | None, names) -> list[str]:
+    """The figure's attributes: only ones the report measures (--attributes, else every one of
+    the run's ``names``), checked before the measurement (minutes) so that a typo costs nothing."""
     from facelib.errors import FacelibError
 
     if text is None:
         return list(DEFAULT_GRID) if attributes is None else attributes[:4]
     grid = _names(text) or []
-    missing = [a for a in grid if attributes is not None and a not in attributes]
-    if missing:
+    missing = [a for a in grid if a not in (attributes or names)]
+    if missing and attributes is not None:
         raise FacelibError(f"--grid {','.join(missing)}: not among --attributes; add them there "
                            "or leave --grid out (it then shows the first four of --attributes)")
+    if missing:
+        raise FacelibError(f"--grid {','.join(missing)}: not an attribute of this run; valid "
+                           f"names: {', '.join(names)}")
     return grid
 
 
@@ -62,11 +65,11 @@ def run(args) -> int:
     if args.n < 1:
         raise FacelibError(f"--n {args.n}: ask for at least one face per attribute value")
     attributes = _names(args.attributes)
-    grid = _grid(args.grid, attributes)
     run = open_run(args.run, checkpoint=args.checkpoint)
     if not run.conditional:
         raise FacelibError(f"{args.run} is an unconditional run: `control` needs a run trained "
                            "with --conditional")
+    grid = _grid(args.grid, attributes, list(run.attribute_names))
     classifier = AttributeClassifier.load(args.classifier)  # a clear error when there is none
     real = None
     if not args.no_real:
