@@ -24,6 +24,17 @@ finished runs (e.g. `pretrained:celeba32`) to the table, measured on the same he
 seed K (initialisation, data order, noise): one run per recipe and budget is not a measure of
 the recipe (two seeds of one recipe differed by 0.008 in KID at 20 minutes, README), so give a
 second seed its own `--out`; a folder holding another seed's snapshots is refused.
+
+`--pool A.json,B.json,...` trains and measures nothing: it pools the rows of earlier reports
+(one per seed, say) into one table per candidate and budget, with the seeds' mean, standard
+deviation and values, and each candidate's mean KID against `--baseline`'s at the same budget
+(the ratio, and Welch's t-test over the seeds: two runs of one recipe can differ more than two
+recipes do, so a ranking needs its p-value). A run measured in two reports is refused (pass it
+once), and so is a report measured at another resolution, n or --cores; `--candidates` and
+`--budgets` choose the rows.
+
+    python benchmarks/bench_quality.py --out pooled --pool seed0/quality.json,seed1/quality.json \
+        --candidates cpu,cpu-wide --budgets 10,20 --report seeds
 """
 
 from __future__ import annotations
@@ -260,7 +271,7 @@ def _evaluate(args, names, runs=()) -> list[dict]:
             generator = keras.models.load_model(snap["generator"], compile=False)
             z = np.random.default_rng(1).standard_normal((n, generator.inputs[0].shape[-1]))
             row = {**{k: snap[k] for k in ("candidate", "minutes", "step", "images_seen")},
-                   **registry.compute(names_metrics, real, feats(generated(generator, z)))}
+                   "seed": snap.get("seed", 0), **registry.compute(names_metrics, real, feats(generated(generator, z)))}
             print(json.dumps(row), flush=True)
             rows.append(row)
     for spec in runs:
@@ -316,9 +327,132 @@ def _report(args, rows: list[dict]) -> None:
     fig.savefig(out / f"{args.report}.png", dpi=110)
 
 
+def _row_seed(report: Path, row: dict) -> int:
+    """A report row's seed: its own field, else its snapshot row's in the candidate's log beside
+    the report (reports written before rows carried it), else 0 (runs from before --seed)."""
+    if "seed" in row:
+        return row["seed"]
+    for snap in _snapshots(report.parent, row["candidate"]):
+        if snap["minutes"] == row["minutes"] and snap["step"] == row["step"]:
+            return snap.get("seed", 0)
+    return 0
+
+
+def _pool_rows(paths: list[str]) -> tuple[dict, list[dict]]:
+    """The budget rows of several reports, each tagged with its seed and source; refuses reports
+    measured on different held-out faces, and a run (candidate, seed, budget) found twice."""
+    heads, rows, seen = {}, [], {}
+    for path in paths:
+        try:
+            report = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--pool: cannot read {path} ({e}): pass the .json a report wrote")
+        if not isinstance(report, dict) or "rows" not in report:
+            raise SystemExit(f"--pool: {path} is not a bench_quality report (no 'rows'): "
+                             f"pass the .json a report wrote")
+        head = {k: report.get(k) for k in ("resolution", "n", "cores")}
+        if heads and head != next(iter(heads.values())):
+            first = next(iter(heads))
+            raise SystemExit(f"--pool: {path} was measured as {head}, {first} as "
+                             f"{heads[first]}: pool reports of one resolution, n and --cores")
+        heads[path] = head
+        for r in report["rows"]:
+            if r.get("minutes") is None:  # the floor and --runs rows
+                continue
+            key = (r["candidate"], _row_seed(Path(path), r), r["minutes"])
+            if key in seen:
+                raise SystemExit(f"--pool: {key[0]} seed {key[1]} at {key[2]:g} minutes is in "
+                                 f"{seen[key]} and {path}: pass each run's report once")
+            seen[key] = path
+            rows.append({**r, "seed": key[1], "source": path})
+    return next(iter(heads.values())), rows
+
+
+def _pooled(rows: list[dict], baseline: str) -> list[dict]:
+    """Per candidate and budget: the seeds' mean and sample standard deviation of each metric,
+    and the mean KID's ratio to the baseline's at the same budget with Welch's two-sided p
+    (None where either side has one seed: one run says nothing about a recipe's spread)."""
+    import numpy as np
+    from scipy import stats
+
+    keys = ("kid", "fid", "precision", "recall", "density", "coverage")
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["candidate"], r["minutes"]), []).append(r)
+    out = []
+    for (name, minutes), runs in groups.items():
+        runs = sorted(runs, key=lambda r: r["seed"])
+        row = {"candidate": name, "minutes": minutes, "seeds": [r["seed"] for r in runs],
+               "steps": [r["step"] for r in runs], "sources": [r["source"] for r in runs],
+               "values": {k: [r[k] for r in runs] for k in keys}}
+        for k in keys:
+            v = np.array(row["values"][k], float)
+            row[k] = float(v.mean())
+            row[f"{k}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else None
+        base = groups.get((baseline, minutes))
+        row["kid_ratio"] = row["p_vs_baseline"] = None
+        if base is not None and name != baseline:
+            b = np.array([r["kid"] for r in base], float)
+            row["kid_ratio"] = row["kid"] / float(b.mean())
+            if len(b) > 1 and len(runs) > 1:
+                row["p_vs_baseline"] = float(stats.ttest_ind(
+                    row["values"]["kid"], b, equal_var=False).pvalue)
+        out.append(row)
+    return sorted(out, key=lambda r: (r["minutes"], r["candidate"] != baseline, r["kid"]))
+
+
+def _pool_report(args, head: dict, pooled: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(args.out)
+    (out / f"{args.report}.json").write_text(json.dumps({
+        **head, "pooled_from": args.pool.split(","), "baseline": args.baseline,
+        "rows": pooled}, indent=1))
+
+    def sd(r, k, fmt):
+        return "" if r[f"{k}_sd"] is None else f" ± {r[f'{k}_sd']:{fmt}}"
+
+    lines = [f"Quality at {head['resolution']} px against CPU time ({head['cores']} cores), "
+             f"n = {head['n']} generated vs {head['n']} held-out real faces: mean ± standard "
+             f"deviation over seeds; KID ratio and Welch's p against {args.baseline}", "",
+             "| candidate | minutes | seeds | KID | KID per seed | KID / "
+             f"{args.baseline} | Welch p | FID | recall | coverage |", "|" + "---|" * 10]
+    for r in pooled:
+        ratio = "" if r["kid_ratio"] is None else f"{r['kid_ratio']:.2f}"
+        p = "" if r["p_vs_baseline"] is None else f"{r['p_vs_baseline']:.2f}"
+        lines.append(
+            f"| {r['candidate']} | {r['minutes']:g} | {','.join(map(str, r['seeds']))} | "
+            f"{r['kid']:.4f}{sd(r, 'kid', '.4f')} | "
+            f"{', '.join(f'{v:.4f}' for v in r['values']['kid'])} | {ratio} | {p} | "
+            f"{r['fid']:.1f}{sd(r, 'fid', '.1f')} | {r['recall']:.2f}{sd(r, 'recall', '.2f')} | "
+            f"{r['coverage']:.2f}{sd(r, 'coverage', '.2f')} |")
+    (out / f"{args.report}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ("kid", "recall")):
+        for name in dict.fromkeys(r["candidate"] for r in pooled):
+            mine = sorted((r for r in pooled if r["candidate"] == name),
+                          key=lambda r: r["minutes"])
+            x = [r["minutes"] for r in mine]
+            line, = ax.plot(x, [r[key] for r in mine], marker="o", label=name)
+            for r in mine:  # every seed's value, so the spread is seen, not summarised
+                ax.scatter([r["minutes"]] * len(r["values"][key]), r["values"][key], s=12,
+                           color=line.get_color(), alpha=0.5)
+        ax.set_xscale("log", base=2)
+        ticks = sorted({r["minutes"] for r in pooled})
+        ax.set_xticks(ticks, [f"{m:g}" for m in ticks])
+        ax.set_xlabel(f"minutes on {head['cores']} cores")
+        ax.set_title(f"{'KID' if key == 'kid' else 'recall'} (line: mean over seeds)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / f"{args.report}.png", dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="a prepared cache (python -m facelib prepare)")
+    ap.add_argument("--data", help="a prepared cache (python -m facelib prepare); not with --pool")
     ap.add_argument("--out", required=True)
     ap.add_argument("--budgets", default="5,10,20,40", help="minutes on --cores cores")
     ap.add_argument("--cores", type=int, default=2, help="cores a budget minute stands for")
@@ -332,6 +466,9 @@ def main() -> None:
                     "(run folders, RUN@CKPT or pretrained:NAME)")
     ap.add_argument("--evaluate-only", action="store_true")
     ap.add_argument("--report", default="quality", help="file stem of the table, JSON and plot")
+    ap.add_argument("--pool", default="", help="reports (.json) to pool over seeds instead of "
+                    "training or measuring, comma-separated")
+    ap.add_argument("--baseline", default="cpu", help="the candidate --pool compares KID with")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--resume-candidate", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -341,6 +478,18 @@ def main() -> None:
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
         raise SystemExit(f"unknown candidate(s) {unknown}: choose from {list(CANDIDATES)}")
+    if args.pool:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        head, rows = _pool_rows([p for p in args.pool.split(",") if p])
+        budgets = {float(b) for b in args.budgets.split(",")}
+        rows = [r for r in rows if r["candidate"] in names and r["minutes"] in budgets]
+        if not rows:
+            raise SystemExit(f"--pool: no rows of {names} at {args.budgets} minutes in those "
+                             f"reports: check --candidates and --budgets")
+        return _pool_report(args, head, _pooled(rows, args.baseline))
+    if not args.data:
+        raise SystemExit("--data is required (a cache from python -m facelib prepare) unless "
+                         "--pool pools earlier reports")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not args.evaluate_only:

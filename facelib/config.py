@@ -276,10 +276,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with AMX, bfloat16): KID 0.014 at 20 and 40 minutes against cpu's 0.017 and 0.021 (cpu gets
     # worse past 20 as ADA's p climbs to 0.86), recall 0.28 at 40. 1.9x cpu's CPU per step in
     # bfloat16 on AMX, 2.5x in float32, so add --precision mixed_bfloat16 where the CPU has
-    # bfloat16 units; without them it is unmeasured. For thousands of faces or more. One seed
-    # each: its gap to cpu at 20 minutes is inside the spread between seeds of one recipe (D at
-    # 128 read 0.011 with seed 0 and 0.020 with seed 1). With --set d_width=128, the recipe of
-    # pretrained:celeba32 (that seed-0 run's 40-minute network).
+    # bfloat16 units; without them it is unmeasured. For thousands of faces or more. Over three
+    # seeds each at 20 minutes: KID 0.0144 against cpu's 0.0179, lower with every seed (Welch
+    # p 0.10; one recipe's seeds differ by up to 0.008). With --set d_width=128, the recipe of
+    # pretrained:celeba32 (its seed-0 run's 40-minute network): level in KID at 20 minutes,
+    # recall 0.32 against 0.25, far behind at 10.
     "cpu-wide": _CPU_WIDE,
     # The cpu preset before ADA: DiffAugment on every face, EMA 0.99. The recipe of the earlier
     # pretrained:celeba32 networks and of the detector's dcgan families, kept so their commands

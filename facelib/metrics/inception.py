@@ -101,10 +101,6 @@ class ConvSpec:
     def torch_shape(self):
         return (self.cout, self.cin) + self.kernel
 
-    @property
-    def keras_shape(self):
-        return self.kernel + (self.cin, self.cout)
-
 
 class _Channels:
     """Stand-in tensor when only the spec table is wanted (no Keras graph is built)."""
