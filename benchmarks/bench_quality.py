@@ -271,7 +271,8 @@ def _evaluate(args, names, runs=()) -> list[dict]:
             generator = keras.models.load_model(snap["generator"], compile=False)
             z = np.random.default_rng(1).standard_normal((n, generator.inputs[0].shape[-1]))
             row = {**{k: snap[k] for k in ("candidate", "minutes", "step", "images_seen")},
-                   "seed": snap.get("seed", 0), **registry.compute(names_metrics, real, feats(generated(generator, z)))}
+                   "seed": snap.get("seed", 0),
+                   **registry.compute(names_metrics, real, feats(generated(generator, z)))}
             print(json.dumps(row), flush=True)
             rows.append(row)
     for spec in runs:
@@ -340,7 +341,11 @@ def _row_seed(report: Path, row: dict) -> int:
 
 def _pool_rows(paths: list[str]) -> tuple[dict, list[dict]]:
     """The budget rows of several reports, each tagged with its seed and source; refuses reports
-    measured on different held-out faces, and a run (candidate, seed, budget) found twice."""
+    measured at another resolution, n or --cores, and a run (candidate, seed, budget) found
+    twice."""
+    if not paths:
+        raise SystemExit("--pool: no report given: pass the .json files reports wrote, "
+                         "comma-separated")
     heads, rows, seen = {}, [], {}
     for path in paths:
         try:
