@@ -339,14 +339,14 @@ def _row_seed(report: Path, row: dict) -> int:
     return 0
 
 
-def _pool_rows(paths: list[str]) -> tuple[dict, list[dict]]:
-    """The budget rows of several reports, each tagged with its seed and source; refuses reports
-    measured at another resolution, n or --cores, and a run (candidate, seed, budget) found
-    twice."""
+def _pool_rows(paths: list[str], names: list[str], budgets: set[float]) -> tuple[dict, list[dict]]:
+    """The rows of several reports for these candidates and budgets, each tagged with its seed
+    and source; refuses reports measured at another resolution, n or --cores, and a run
+    (candidate, seed, budget) found twice."""
     if not paths:
         raise SystemExit("--pool: no report given: pass the .json files reports wrote, "
                          "comma-separated")
-    heads, rows, seen = {}, [], {}
+    first, rows, seen = None, [], {}
     for path in paths:
         try:
             report = json.loads(Path(path).read_text())
@@ -356,13 +356,12 @@ def _pool_rows(paths: list[str]) -> tuple[dict, list[dict]]:
             raise SystemExit(f"--pool: {path} is not a bench_quality report (no 'rows'): "
                              f"pass the .json a report wrote")
         head = {k: report.get(k) for k in ("resolution", "n", "cores")}
-        if heads and head != next(iter(heads.values())):
-            first = next(iter(heads))
-            raise SystemExit(f"--pool: {path} was measured as {head}, {first} as "
-                             f"{heads[first]}: pool reports of one resolution, n and --cores")
-        heads[path] = head
-        for r in report["rows"]:
-            if r.get("minutes") is None:  # the floor and --runs rows
+        if first is not None and head != first[1]:
+            raise SystemExit(f"--pool: {path} was measured as {head}, {first[0]} as "
+                             f"{first[1]}: pool reports of one resolution, n and --cores")
+        first = first or (path, head)
+        for r in report["rows"]:  # the floor and --runs rows have no minutes
+            if r["candidate"] not in names or r.get("minutes") not in budgets:
                 continue
             key = (r["candidate"], _row_seed(Path(path), r), r["minutes"])
             if key in seen:
@@ -370,7 +369,10 @@ def _pool_rows(paths: list[str]) -> tuple[dict, list[dict]]:
                                  f"{seen[key]} and {path}: pass each run's report once")
             seen[key] = path
             rows.append({**r, "seed": key[1], "source": path})
-    return next(iter(heads.values())), rows
+    if not rows:
+        raise SystemExit(f"--pool: no rows of {names} at {sorted(budgets)} minutes in those "
+                         f"reports: check --candidates and --budgets")
+    return first[1], rows
 
 
 def _pooled(rows: list[dict], baseline: str) -> list[dict]:
@@ -413,7 +415,7 @@ def _pool_report(args, head: dict, pooled: list[dict]) -> None:
 
     out = Path(args.out)
     (out / f"{args.report}.json").write_text(json.dumps({
-        **head, "pooled_from": args.pool.split(","), "baseline": args.baseline,
+        **head, "pooled_from": [r for r in args.pool.split(",") if r], "baseline": args.baseline,
         "rows": pooled}, indent=1))
 
     def sd(r, k, fmt):
@@ -485,12 +487,8 @@ def main() -> None:
         raise SystemExit(f"unknown candidate(s) {unknown}: choose from {list(CANDIDATES)}")
     if args.pool:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        head, rows = _pool_rows([p for p in args.pool.split(",") if p])
-        budgets = {float(b) for b in args.budgets.split(",")}
-        rows = [r for r in rows if r["candidate"] in names and r["minutes"] in budgets]
-        if not rows:
-            raise SystemExit(f"--pool: no rows of {names} at {args.budgets} minutes in those "
-                             f"reports: check --candidates and --budgets")
+        head, rows = _pool_rows([p for p in args.pool.split(",") if p], names,
+                                {float(b) for b in args.budgets.split(",")})
         return _pool_report(args, head, _pooled(rows, args.baseline))
     if not args.data:
         raise SystemExit("--data is required (a cache from python -m facelib prepare) unless "
