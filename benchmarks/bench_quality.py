@@ -83,6 +83,10 @@ CANDIDATES = {
     # ... with the extra width on one side only: which net's capacity buys the quality?
     "cpu-wide-g": ("cpu-wide", {"precision": "auto", "d_width": 128}),
     "cpu-wide-d": ("cpu-wide", {"precision": "auto", "g_width": 128}),
+    # ... with LeCam's regularisation on D (Tseng et al. 2021, made for small data beside
+    # augmentation): at the paper's weight for BigGAN on CIFAR (0.3), and at a tenth of it
+    "cpu-wide-lecam": ("cpu-wide", {"precision": "auto", "lecam_weight": 0.3}),
+    "cpu-wide-lecam-0.03": ("cpu-wide", {"precision": "auto", "lecam_weight": 0.03}),
     # the preset before: ADA over DiffAugment's ops only, EMA 0.99; and it with either change
     "cpu-ada": ("cpu-diffaugment", ADA),
     "cpu-ada-geo": ("cpu-diffaugment", {**ADA, **GEOMETRIC}),

@@ -57,6 +57,12 @@ class Config:
     # Lazy as in StyleGAN2: computed every r1_every steps, scaled by r1_every. r1_gamma 0: off.
     r1_gamma: float = 0.0
     r1_every: int = 16
+    # LeCam (Tseng et al. 2021): lecam_weight * (relu(D(x) - a_fake)^2 + relu(a_real - D(G(z)))^2)
+    # added to D's loss, a_real and a_fake the moving averages (decay lecam_decay) of D's mean
+    # logit on real and on fake faces. It keeps D's outputs from drifting apart when D starts to
+    # memorise a small training set; made to work beside augmentation. 0: off.
+    lecam_weight: float = 0.0
+    lecam_decay: float = 0.99
     n_critic: int = 1
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -172,6 +178,10 @@ class Config:
         if float(self.r1_gamma) < 0:
             bad("r1_gamma", "a float >= 0 (0: off; StyleGAN2-ADA's heuristic at 32 px, "
                 "batch 32: 0.0064)")
+        if float(self.lecam_weight) < 0:
+            bad("lecam_weight", "a float >= 0 (0: off; the LeCam paper's BigGAN runs: 0.3)")
+        if not 0 <= float(self.lecam_decay) < 1:
+            bad("lecam_decay", "a float in [0, 1) (the LeCam paper's 0.99)")
         if not 0 <= float(self.ada_target) < 1:
             bad("ada_target", "a float in [0, 1) (0: off; ADA's 0.6)")
         if self.ada_target > 0 and self.augment != "diffaugment":

@@ -90,5 +90,8 @@ def test_mirrored_two_cpus_matches_one_device(cache32, tmp_path):
 
 
 @pytest.mark.slow
-def test_mirrored_with_augmentation_and_gradient_penalty(cache32, tmp_path):
-    _check(*_run(cache32, tmp_path, {"loss": "wgan-gp", "augment": "diffaugment"}))
+def test_mirrored_with_augmentation_gradient_penalty_and_lecam(cache32, tmp_path):
+    """LeCam's anchors are the global batch's mean logits: a replica that averaged only its
+    own half would put another penalty in step 1's D loss."""
+    _check(*_run(cache32, tmp_path, {"loss": "wgan-gp", "augment": "diffaugment",
+                                     "lecam_weight": 1.0}))

@@ -73,8 +73,9 @@ def test_generate_is_seeded(tiny_run):
     dict(architecture="resnet", spectral_norm=True, loss="hinge", ema_rampup=True,
          augment="diffaugment", g_width=32, d_width=32, conditional=True, attribute_loss=1.0),
     # ADA's p is training state: a resume that restarted it at 0 would gate other faces
+    # ... and so are LeCam's moving averages
     dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3,
-         diffaugment_policy=("color", "translation", "geometric", "cutout")),
+         diffaugment_policy=("color", "translation", "geometric", "cutout"), lecam_weight=0.3),
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
@@ -104,6 +105,9 @@ def test_resume_equals_uninterrupted(cache32, tmp_path, options):
         np.testing.assert_allclose(np.asarray(wa), np.asarray(wb), rtol=1e-5, atol=1e-6)
     if a.ada_p is not None:
         assert 0 < float(a.ada_p.numpy()) == pytest.approx(float(b.ada_p.numpy()), abs=1e-7)
+    if a.lecam_state is not None:
+        assert float(a.lecam_state.numpy()[2]) > 0
+        np.testing.assert_allclose(a.lecam_state.numpy(), b.lecam_state.numpy(), rtol=1e-5)
 
 
 def test_a_run_folder_is_not_overwritten_without_resume(tiny_run, cache32):
@@ -111,6 +115,29 @@ def test_a_run_folder_is_not_overwritten_without_resume(tiny_run, cache32):
 
     with pytest.raises(FacelibError, match="--resume"):
         train(preset("smoke", steps=2), tiny_run, data=cache32, verbose=0)
+
+
+def test_a_checkpoint_with_unreadable_lecam_averages_is_refused_in_one_line(cache32, tmp_path):
+    """LeCam's averages are training state: a state.json whose averages are not numbers names
+    the file and the fix, instead of resuming with other anchors."""
+    import json
+
+    from facelib.run.checkpoints import CheckpointManager, DamagedCheckpoint
+    from facelib.run.train import train
+    from facelib.training.gan import GAN
+
+    cfg = preset("smoke", steps=2, checkpoint_every=2, lecam_weight=0.3)
+    train(cfg, tmp_path / "r", data=cache32, verbose=0)
+    manager = CheckpointManager(tmp_path / "r" / "checkpoints")
+    path = manager.latest()
+    state = json.loads((path / "state.json").read_text())
+    assert len(state["lecam"]) == 3 and 0 < state["lecam"][2] < 1
+    (path / "state.json").write_text(json.dumps({**state, "lecam": ["x", 0, 1]}))
+    gan = GAN(cfg)
+    gan.compile()
+    with pytest.raises(DamagedCheckpoint, match=r"state\.json says lecam .*restore") as e:
+        manager.restore(gan, path)
+    assert "\n" not in str(e.value)
 
 
 def test_resume_refuses_architecture_changes(tiny_run, cache32):
@@ -428,19 +455,26 @@ def _input_gradient_norm(gan, x):
     return float(tf.reduce_mean(tf.norm(tf.reshape(tape.gradient(total, x), [len(x), -1]), axis=1)))
 
 
-@pytest.mark.slow
-def test_r1_flattens_the_discriminator_on_real_faces(cache32):
-    """The perturbation: the same 30 steps on real faces from the same initialisation, with a
-    strong R1 and without; D's input gradient on those faces ends up smaller with it."""
+def _one_batch_of_real_faces(cache32):
+    """32 training faces as a tensor in [-1, 1], and a dataset that repeats them (no attributes):
+    the same batch every step, so two runs differ only in the setting under test."""
     import tensorflow as tf
 
     from facelib.data.cache import FaceCache
-    from facelib.training.gan import GAN
 
     cache = FaceCache.open(cache32)
     idx = cache.indices("train")[:32]
     x = tf.constant(np.asarray(cache.images[idx], np.float32) / 127.5 - 1.0)
-    data = tf.data.Dataset.from_tensors((x, tf.zeros((32, 40)))).repeat()
+    return x, tf.data.Dataset.from_tensors((x, tf.zeros((32, 40)))).repeat()
+
+
+@pytest.mark.slow
+def test_r1_flattens_the_discriminator_on_real_faces(cache32):
+    """The perturbation: the same 30 steps on real faces from the same initialisation, with a
+    strong R1 and without; D's input gradient on those faces ends up smaller with it."""
+    from facelib.training.gan import GAN
+
+    x, data = _one_batch_of_real_faces(cache32)
     norms = {}
     for gamma in (0.0, 10.0):
         gan = GAN(preset("smoke", batch_size=32, d_lr=1e-3, r1_gamma=gamma, r1_every=1))
@@ -505,6 +539,57 @@ def test_r1_and_ada_settings_are_checked():
         preset("smoke", r1_gamma=1.0, r1_every=0)
     with pytest.raises(FacelibError, match="ada_kimg"):
         preset("smoke", augment="diffaugment", ada_target=0.6, ada_kimg=0)
+
+
+def test_lecam_penalty_known_answer_and_unbiased_anchors():
+    """Known answer: the first batch's anchors are its own mean logits (the averages are
+    unbiased from the first step), later ones the decayed averages; the penalty is
+    relu(D(x) - a_fake)^2 + relu(a_real - D(G(z)))^2 per face."""
+    import tensorflow as tf
+
+    from facelib.training.gan import GAN
+    from facelib.training.losses import lecam_penalty
+
+    np.testing.assert_allclose(
+        np.asarray(lecam_penalty(tf.constant([2.0, -1.0]), tf.constant([0.5, -3.0]), 1.0, -0.5)),
+        [2.5 ** 2 + 0.5 ** 2, 0.0 + 4.0 ** 2])
+    gan = GAN(preset("smoke", lecam_weight=0.5, lecam_decay=0.9))
+    ctx = tf.distribute.get_replica_context()
+    real, fake = tf.constant([3.0, 1.0]), tf.constant([-1.0, -3.0])  # means 2 and -2
+    got = np.asarray(gan._lecam(real, fake, ctx, 2))
+    np.testing.assert_allclose(got, [(3 + 2) ** 2 + (2 + 1) ** 2, (1 + 2) ** 2 + (2 + 3) ** 2],
+                               rtol=1e-6)
+    real2, fake2 = tf.constant([0.0, 0.0]), tf.constant([0.0, 0.0])
+    gan._lecam(real2, fake2, ctx, 2)
+    # after two batches: a_real = (0.9 * 0.1 * 2 + 0.1 * 0) / (0.9 * 0.1 + 0.1) = 0.18 / 0.19
+    anchors = gan.lecam_state.numpy()
+    assert anchors[0] / anchors[2] == pytest.approx(0.18 / 0.19, rel=1e-6)
+    assert anchors[1] / anchors[2] == pytest.approx(-0.18 / 0.19, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_lecam_keeps_real_and_fake_logits_closer(cache32):
+    """The perturbation: the same 40 steps on the same real faces from the same initialisation,
+    with a strong LeCam weight and without; with it, D's mean logits on real and on fake faces
+    end up closer together."""
+    from facelib.training.gan import GAN
+
+    _, data = _one_batch_of_real_faces(cache32)
+    gaps = {}
+    for weight in (0.0, 3.0):
+        gan = GAN(preset("smoke", batch_size=32, d_lr=1e-3, lecam_weight=weight))
+        gan.compile()
+        history = gan.fit(data, steps_per_epoch=40, epochs=1, verbose=0).history
+        assert ("lecam" in history) == (weight > 0)
+        gaps[weight] = history["real_logit"][-1] - history["fake_logit"][-1]
+    assert gaps[0.0] > 0 and gaps[3.0] < 0.5 * gaps[0.0], gaps
+
+
+def test_lecam_settings_are_checked():
+    with pytest.raises(FacelibError, match="lecam_weight"):
+        preset("smoke", lecam_weight=-0.1)
+    with pytest.raises(FacelibError, match="lecam_decay"):
+        preset("smoke", lecam_weight=0.1, lecam_decay=1.0)
 
 
 def test_config_names_exactly_the_augment_ops_training_has():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -298,6 +299,8 @@ class CheckpointManager:
                  **(extra or {})}
         if gan.ada_p is not None:  # ADA's augmentation probability
             state["ada_p"] = float(gan.ada_p.numpy())
+        if gan.lecam_state is not None:  # LeCam's moving averages
+            state["lecam"] = [float(v) for v in gan.lecam_state.numpy()]
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         files = {}
         for f in sorted(tmp.iterdir()):
@@ -376,4 +379,13 @@ class CheckpointManager:
                 raise self._damaged(path, path / "state.json", f"says ada_p {p!r:.40}, not a "
                                     "probability")
             gan.ada_p.assign(float(p))
+        if gan.lecam_state is not None:
+            # A checkpoint from before LeCam was switched on starts its averages empty.
+            lecam = state.get("lecam", [0.0, 0.0, 0.0])
+            if not (isinstance(lecam, list) and len(lecam) == 3 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in lecam) and 0 <= lecam[2] <= 1):
+                raise self._damaged(path, path / "state.json", f"says lecam {lecam!r:.60}, not "
+                                    "three finite moving averages")
+            gan.lecam_state.assign([float(v) for v in lecam])
         return state

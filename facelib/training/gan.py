@@ -16,7 +16,7 @@ from facelib.config import Config
 from facelib.data.pipeline import to_model_input
 from facelib.models import build_discriminator, build_generator
 from facelib.training import augment
-from facelib.training.losses import LOSSES, gradient_penalty, r1_penalty
+from facelib.training.losses import LOSSES, gradient_penalty, lecam_penalty, r1_penalty
 
 # Salts that keep the random streams of one step apart.
 _D_LATENT, _G_LATENT, _D_AUG_REAL, _D_AUG_FAKE, _G_AUG, _GP_ALPHA = range(6)
@@ -65,6 +65,14 @@ class GAN(keras.Model):
             self.ada_p = keras.Variable(0.0, dtype="float32", trainable=False, name="ada_p",
                                         aggregation="only_first_replica")
             self.trackers["ada_p"] = keras.metrics.Mean(name="ada_p")
+        # LeCam's moving averages: [decayed sum of mean real logits, of mean fake logits, of 1],
+        # so the anchors (the first two over the third) are unbiased from the first step on.
+        # Training state like ada_p (checkpointed).
+        self.lecam_state = None
+        if config.lecam_weight > 0:
+            self.lecam_state = keras.Variable([0.0, 0.0, 0.0], dtype="float32", trainable=False,
+                                              name="lecam_state", aggregation="only_first_replica")
+            self.trackers["lecam"] = keras.metrics.Mean(name="lecam")
         # The sub-networks are built functional models; fit() need not trace call() to build.
         self.built = True
 
@@ -177,6 +185,9 @@ class GAN(keras.Model):
                 if cfg.r1_gamma > 0:
                     r1 = self._r1_penalty(real_in, attrs)
                     per_example = per_example + r1
+                if cfg.lecam_weight > 0:
+                    lecam = self._lecam(real_logits[:, 0], fake_logits[:, 0], ctx, global_b)
+                    per_example = per_example + cfg.lecam_weight * lecam
                 if cfg.loss == "wgan-gp":
                     alpha = self._draw("uniform", _GP_ALPHA + salt, b, 1)
                     gp = gradient_penalty(self.discriminator, real_in, fake_in, alpha,
@@ -218,6 +229,8 @@ class GAN(keras.Model):
             self.trackers["gradient_penalty"].update_state(tf.reduce_mean(gp))
         if cfg.r1_gamma > 0:
             self.trackers["r1"].update_state(tf.reduce_mean(r1))
+        if cfg.lecam_weight > 0:
+            self.trackers["lecam"].update_state(tf.reduce_mean(lecam))
         if self.ada_p is not None:
             self.trackers["ada_p"].update_state(self.ada_p.value)
         return {name: t.result() for name, t in self.trackers.items()}
@@ -227,6 +240,18 @@ class GAN(keras.Model):
         """Per example: binary cross-entropy of D's attribute head, mean over attributes."""
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
             labels=attrs, logits=logits[:, 1:]), axis=1)
+
+    def _lecam(self, real_logits, fake_logits, ctx, global_b):
+        """Per example: LeCam's penalty against the anchors after this batch's update. The
+        anchors move with the global batch's mean logits (no gradient flows through them)."""
+        sums = tf.stop_gradient(tf.stack([tf.reduce_sum(real_logits), tf.reduce_sum(fake_logits)]))
+        if ctx is not None:
+            sums = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+        batch = tf.concat([sums / global_b, [1.0]], axis=0)
+        decay = tf.constant(self.config.lecam_decay, tf.float32)
+        state = self.lecam_state.value * decay + (1.0 - decay) * batch
+        self.lecam_state.assign(state)
+        return lecam_penalty(real_logits, fake_logits, state[0] / state[2], state[1] / state[2])
 
     def _update_ada(self, real_logits, ctx, global_b):
         """ADA's controller: r = E[sign D(x)] over the global batch of (augmented) real faces;

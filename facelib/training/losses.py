@@ -42,6 +42,15 @@ LOSSES = {
 }
 
 
+def lecam_penalty(real_logits, fake_logits, real_anchor, fake_anchor):
+    """relu(D(x) - a_fake)^2 + relu(a_real - D(G(z)))^2 per example (Tseng et al. 2021), with
+    a_real and a_fake the moving averages of D's logits on real and on fake faces. It only
+    pulls a real logit that rose above the fakes' average back down and a fake one that sank
+    below the reals' average back up, so D cannot keep widening the gap on faces it memorised."""
+    return (tf.square(tf.nn.relu(real_logits - fake_anchor))
+            + tf.square(tf.nn.relu(real_anchor - fake_logits)))
+
+
 def gradient_penalty(critic, real, fake, alpha, extra_inputs=None):
     """(||grad_x D(x_hat)||_2 - 1)^2 per example at x_hat = alpha*real + (1-alpha)*fake
     (Gulrajani et al. 2017), with alpha ~ U(0, 1) drawn per example by the caller."""
