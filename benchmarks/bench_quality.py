@@ -131,6 +131,19 @@ def _config(name: str, resolution: int, seed: int):
     return preset(base, **fields)
 
 
+def _budgets(args) -> list[float]:
+    """--budgets as minutes; a typo is one line, not a traceback."""
+    try:
+        budgets = [float(b) for b in args.budgets.split(",")]
+    except ValueError:
+        raise SystemExit(f"--budgets {args.budgets!r}: give minutes, comma-separated, "
+                         "e.g. 10,20") from None
+    if any(not 0 < b < float("inf") for b in budgets):
+        raise SystemExit(f"--budgets {args.budgets!r}: every budget must be a positive number "
+                         "of minutes")
+    return budgets
+
+
 def _snapshot_path(out: Path, name: str, minutes: float) -> Path:
     return out / name / f"generator-{minutes:g}min.keras"
 
@@ -169,7 +182,7 @@ def worker(args) -> None:
     from facelib.training.callbacks import TimeBudget
 
     out = Path(args.out)
-    budgets = [float(b) for b in args.budgets.split(",")]
+    budgets = _budgets(args)
     config = _config(args.worker, args.resolution, args.seed)
     log = _snapshot_log(out, args.worker)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +213,7 @@ def worker(args) -> None:
 
 def _train_all(args, names) -> None:
     out = Path(args.out)
-    budgets = [float(b) for b in args.budgets.split(",")]
+    budgets = _budgets(args)
     other_seed = [n for n in names
                   if any(row.get("seed", 0) != args.seed for row in _snapshots(out, n))]
     if other_seed:
@@ -492,7 +505,7 @@ def main() -> None:
     if args.pool:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         head, rows = _pool_rows([p for p in args.pool.split(",") if p], names,
-                                {float(b) for b in args.budgets.split(",")})
+                                set(_budgets(args)))
         return _pool_report(args, head, _pooled(rows, args.baseline))
     if not args.data:
         raise SystemExit("--data is required (a cache from python -m facelib prepare) unless "

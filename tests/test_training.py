@@ -117,25 +117,33 @@ def test_a_run_folder_is_not_overwritten_without_resume(tiny_run, cache32):
         train(preset("smoke", steps=2), tiny_run, data=cache32, verbose=0)
 
 
-def test_a_checkpoint_with_unreadable_lecam_averages_is_refused_in_one_line(cache32, tmp_path):
-    """LeCam's averages are training state: a state.json whose averages are not numbers names
-    the file and the fix, instead of resuming with other anchors."""
+@pytest.mark.parametrize("options,name,bad", [
+    (dict(lecam_weight=0.3), "lecam", ["x", 0, 1]),
+    (dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05), "ada_p", 1.5),
+])
+def test_a_checkpoint_with_unreadable_training_state_is_refused_in_one_line(
+        cache32, tmp_path, options, name, bad):
+    """LeCam's averages and ADA's p are training state: a state.json that holds no valid value
+    for them names the file and the fix, instead of resuming from other values."""
     import json
 
     from facelib.run.checkpoints import CheckpointManager, DamagedCheckpoint
     from facelib.run.train import train
     from facelib.training.gan import GAN
 
-    cfg = preset("smoke", steps=2, checkpoint_every=2, lecam_weight=0.3)
+    cfg = preset("smoke", steps=2, checkpoint_every=2, **options)
     train(cfg, tmp_path / "r", data=cache32, verbose=0)
     manager = CheckpointManager(tmp_path / "r" / "checkpoints")
     path = manager.latest()
     state = json.loads((path / "state.json").read_text())
-    assert len(state["lecam"]) == 3 and 0 < state["lecam"][2] < 1
-    (path / "state.json").write_text(json.dumps({**state, "lecam": ["x", 0, 1]}))
+    if name == "lecam":
+        assert len(state["lecam"]) == 3 and 0 < state["lecam"][2] < 1
+    else:
+        assert 0 < state["ada_p"] <= 1
+    (path / "state.json").write_text(json.dumps({**state, name: bad}))
     gan = GAN(cfg)
     gan.compile()
-    with pytest.raises(DamagedCheckpoint, match=r"state\.json says lecam .*restore") as e:
+    with pytest.raises(DamagedCheckpoint, match=rf"state\.json says {name} .*restore") as e:
         manager.restore(gan, path)
     assert "\n" not in str(e.value)
 

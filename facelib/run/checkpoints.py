@@ -49,6 +49,17 @@ REQUIRED_FILES = ("generator.weights.h5", "discriminator.weights.h5", "d_optimiz
                   "g_optimizer.npz", "state.json")
 
 
+def _numbers_in(value, shape: tuple, low: float, high: float) -> bool:
+    """Whether a JSON value is finite numbers (not booleans) of this shape, each in [low, high]."""
+    try:
+        if np.shape(value) != shape:
+            return False
+    except ValueError:  # ragged lists
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               and low <= v <= high for v in np.ravel(np.asarray(value, dtype=object)))
+
+
 class DamagedCheckpoint(FacelibError):
     """A checkpoint whose files do not check out: truncated, altered, unreadable or missing."""
 
@@ -297,10 +308,8 @@ class CheckpointManager:
         np.savez(tmp / "g_optimizer.npz", **_optimizer_arrays(gan.g_optimizer))
         state = {"step": int(gan.step.numpy()), "seed": gan.config.seed, "time": time.time(),
                  **(extra or {})}
-        if gan.ada_p is not None:  # ADA's augmentation probability
-            state["ada_p"] = float(gan.ada_p.numpy())
-        if gan.lecam_state is not None:  # LeCam's moving averages
-            state["lecam"] = [float(v) for v in gan.lecam_state.numpy()]
+        for name, (var, _, _) in gan.training_state.items():  # ADA's p, LeCam's averages
+            state[name] = np.asarray(var.numpy(), np.float64).tolist()
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
         files = {}
         for f in sorted(tmp.iterdir()):
@@ -372,20 +381,13 @@ class CheckpointManager:
             ) from None
         state = self.state(path)
         gan.step.assign(state["step"])
-        if gan.ada_p is not None:
-            # A checkpoint from before ADA was switched on starts it where ADA starts: p = 0.
-            p = state.get("ada_p", 0.0)
-            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1:
-                raise self._damaged(path, path / "state.json", f"says ada_p {p!r:.40}, not a "
-                                    "probability")
-            gan.ada_p.assign(float(p))
-        if gan.lecam_state is not None:
-            # A checkpoint from before LeCam was switched on starts its averages empty.
-            lecam = state.get("lecam", [0.0, 0.0, 0.0])
-            if not (isinstance(lecam, list) and len(lecam) == 3 and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in lecam) and 0 <= lecam[2] <= 1):
-                raise self._damaged(path, path / "state.json", f"says lecam {lecam!r:.60}, not "
-                                    "three finite moving averages")
-            gan.lecam_state.assign([float(v) for v in lecam])
+        for name, (var, low, high) in gan.training_state.items():
+            # A checkpoint from before the setting was switched on starts it as a new run does:
+            # at zeros (ADA's p at 0, LeCam's averages empty).
+            value = state.get(name, np.zeros(var.shape).tolist())
+            if not _numbers_in(value, tuple(var.shape), low, high):
+                bounds = "" if math.isinf(low) and math.isinf(high) else f" in [{low:g}, {high:g}]"
+                raise self._damaged(path, path / "state.json", f"says {name} {value!r:.60}, not "
+                                    f"{math.prod(var.shape)} finite number(s){bounds}")
+            var.assign(np.asarray(value, np.float32))
         return state

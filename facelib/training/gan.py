@@ -9,7 +9,10 @@ replicas matches one device with the same global batch.
 
 from __future__ import annotations
 
+import math
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from facelib.config import Config
@@ -59,22 +62,31 @@ class GAN(keras.Model):
             # Mean per step of the lazy penalty (r1_every times gamma/2 |grad|^2 one step in
             # r1_every): on average gamma/2 |grad_x D(x)|^2.
             self.trackers["r1"] = keras.metrics.Mean(name="r1")
-        # ADA's augmentation probability: training state (checkpointed), not a weight.
+        # Training state besides weights, optimizers and the step: its name in a checkpoint's
+        # state.json -> (variable, the least and the most any of its values may be). The
+        # checkpoint manager saves and restores every entry; a new one needs nothing there.
+        self.training_state: dict[str, tuple[keras.Variable, float, float]] = {}
+        # ADA's augmentation probability.
         self.ada_p = None
         if config.ada_target > 0:
-            self.ada_p = keras.Variable(0.0, dtype="float32", trainable=False, name="ada_p",
-                                        aggregation="only_first_replica")
+            self.ada_p = self._state_variable("ada_p", (), 0.0, 1.0)
             self.trackers["ada_p"] = keras.metrics.Mean(name="ada_p")
         # LeCam's moving averages: [decayed sum of mean real logits, of mean fake logits, of 1],
         # so the anchors (the first two over the third) are unbiased from the first step on.
-        # Training state like ada_p (checkpointed).
         self.lecam_state = None
         if config.lecam_weight > 0:
-            self.lecam_state = keras.Variable([0.0, 0.0, 0.0], dtype="float32", trainable=False,
-                                              name="lecam_state", aggregation="only_first_replica")
+            self.lecam_state = self._state_variable("lecam", (3,), -math.inf, math.inf)
             self.trackers["lecam"] = keras.metrics.Mean(name="lecam")
         # The sub-networks are built functional models; fit() need not trace call() to build.
         self.built = True
+
+    def _state_variable(self, name: str, shape: tuple, low: float, high: float) -> keras.Variable:
+        """A training-state variable, zeros at the start. Only replica 0's update counts (all
+        replicas compute the same global statistic)."""
+        var = keras.Variable(np.zeros(shape, np.float32), dtype="float32", trainable=False,
+                             name=name, aggregation="only_first_replica")
+        self.training_state[name] = (var, low, high)
+        return var
 
     @property
     def sampler(self) -> keras.Model:
