@@ -21,10 +21,16 @@ before and after."
    unchanged. Unconditional runs: z moved along the InterFaceGAN Smiling direction (scored by
    the classifier) at each ``--strength``. Directions are fitted afresh and never saved into
    the run folder (it may be read-only or still training).
+   With ``--tune-steps K`` (pivotal tuning, ``facelib.latent.tune_generator``): each photo also
+   gets its own copy of the generator, tuned for K steps so that its inverted z draws the photo,
+   and every edit above is made again with that copy (routes marked "tuned"), measured against
+   the tuned reconstruction.
 4. Measures, per route and strength: the mean inversion PSNR (reconstruction vs photo, dB);
    the share of edited faces the classifier calls smiling (p >= 0.5), and the same share for
    the reconstructions (the baseline: should be low); the mean over faces and the 39 other
-   attributes of |p(edit) - p(reconstruction)|, and the attribute that moved most. Also how
+   attributes of |p(edit) - p(reconstruction)| (the edit's own move), and of
+   |p(edit) - p(photo)| (what the user sees move: the inversion's drift and the edit's move
+   together), and the attribute that moved most. Also how
    far the reconstruction's other attributes are from the photo's (the inversion's own drift).
    With two or more ``--label-strength`` values, one more row, "per-face smallest (bound)":
    each face at the smallest of them the classifier calls smiling. It chooses with the judge,
@@ -100,10 +106,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="sampled latents to fit the Smiling direction on")
     ap.add_argument("--direction-route", action="store_true",
                     help="conditional runs: also report the InterFaceGAN-direction route")
+    ap.add_argument("--tune-steps", type=int, default=0,
+                    help="pivotal tuning steps per photo (one tuned generator per photo); 0: "
+                         "no tuning, else every edit is also made with the tuned generators")
     ap.add_argument("--figure-faces", type=int, default=8, help="faces (columns) in the figure")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="reports/smile-edit", help="output folder")
     args = ap.parse_args(argv)
+    if args.tune_steps < 0:
+        ap.error("--tune-steps must be 0 or more")
     for name in ("n", "n_direction", "figure_faces"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -141,8 +152,11 @@ def pick_photos(cache, clf, resolution: int, n: int, split: str, seed: int):
 
 # -- measures -----------------------------------------------------------------------------------
 
-def edit_measures(p_recon: np.ndarray, p_edit: np.ndarray, names: list[str]) -> dict:
-    """The deliverable's numbers for one route: smile shares and the other attributes' moves."""
+def edit_measures(p_recon: np.ndarray, p_edit: np.ndarray, names: list[str],
+                  p_photo: np.ndarray | None = None) -> dict:
+    """The deliverable's numbers for one route: smile shares and the other attributes' moves,
+    from the reconstruction (the edit's own move) and, given ``p_photo``, from the photo (what
+    the user sees change: the inversion's drift and the edit's move together)."""
     j = names.index(TARGET)
     others = [i for i in range(len(names)) if i != j]
     delta = p_edit - p_recon
@@ -163,18 +177,20 @@ def edit_measures(p_recon: np.ndarray, p_edit: np.ndarray, names: list[str]) -> 
         "per_attribute": {names[i]: {"mean_change": float(delta[:, i].mean()),
                                      "mean_abs_change": float(np.abs(delta[:, i]).mean())}
                           for i in range(len(names))},
+        **({} if p_photo is None else {"others_mean_abs_change_from_photo": float(
+            np.abs(p_edit[:, others] - p_photo[:, others]).mean())}),
         "goal_smiling_share_met": share >= GOAL_SHARE,
         "goal_others_met": others_mad <= GOAL_OTHERS,
     }
 
 
-def smallest_smiling_bound(edits, scored, j: int):
+def smallest_smiling_bound(edits, scored, j: int, route_name: str = "label"):
     """Each face at the smallest label strength the classifier calls smiling (the largest where
     none does): (its probabilities (N, 40), the mean strength chosen), or None with fewer than
     two label strengths. Not an edit a user can make: it picks with the judge itself, so it
     bounds from below how little the other attributes can move at that share of smiles."""
     label = sorted(((strength, p) for (route, strength, _), p in zip(edits, scored)
-                    if route == "label"), key=lambda row: row[0])
+                    if route == route_name), key=lambda row: row[0])
     if len(label) < 2:
         return None
     strengths = np.array([s for s, _ in label])
@@ -187,8 +203,8 @@ def smallest_smiling_bound(edits, scored, j: int):
 def markdown_table(report: dict) -> str:
     lines = ["| route | strength | faces | PSNR dB | smiling: recon | smiling: edit (goal >= "
              f"{GOAL_SHARE:.0%}) | mean abs change, other 39 (goal <= {GOAL_OTHERS}) | "
-             "most moved other (mean abs / mean change) | goals |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+             "the same, from the photo | most moved other (mean abs / mean change) | goals |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in report["routes"]:
         top = r["most_moved"]
         goals = "both" if r["goal_smiling_share_met"] and r["goal_others_met"] else (
@@ -196,10 +212,10 @@ def markdown_table(report: dict) -> str:
             "others only" if r["goal_others_met"] else "neither")
         strength = "-" if r["strength"] is None else f"{r['strength']:g}"
         lines.append(
-            f"| {r['route']} | {strength} | {report['n']} | {report['psnr_db']:.2f} | "
+            f"| {r['route']} | {strength} | {report['n']} | {r['psnr_db']:.2f} | "
             f"{r['smiling_share_reconstruction']:.0%} | {r['smiling_share_edit']:.0%} | "
-            f"{r['others_mean_abs_change']:.3f} | {top['attribute']} ({top['mean_abs_change']:.3f} / "
-            f"{top['mean_change']:+.3f}) "
+            f"{r['others_mean_abs_change']:.3f} | {r['others_mean_abs_change_from_photo']:.3f} | "
+            f"{top['attribute']} ({top['mean_abs_change']:.3f} / {top['mean_change']:+.3f}) "
             f"| {goals} |")
     return "\n".join(lines)
 
@@ -249,7 +265,10 @@ def main(argv=None) -> int:
     from facelib.data.cache import FaceCache
     from facelib.errors import FacelibError
     from facelib.images import to_uint8
-    from facelib.latent import compute_attribute_directions, edit_attributes, invert, move
+    from facelib.latent import (
+        compute_attribute_directions, edit_attributes, invert, move, reconstruction_errors,
+        tune_generator,
+    )
 
     t_start = time.perf_counter()
     run = facelib.load_run(args.run)
@@ -283,7 +302,7 @@ def main(argv=None) -> int:
     p_recon = clf.predict_proba(result.reconstructions)
 
     # -- the edits: (route, strength, uint8 images) --
-    edits, direction_info, t_direction = [], None, 0.0
+    edits, direction_info, t_direction, direction = [], None, 0.0, None
     if run.conditional:
         for s in args.label_strength:
             edits.append(("label", float(s), edit_attributes(run, result, {TARGET: 1},
@@ -298,25 +317,59 @@ def main(argv=None) -> int:
                           "attrs_held": held, "seconds": round(t_direction, 1)}
         print(f"{TARGET} direction from {args.n_direction} latents: SVM held-out accuracy "
               f"{direction_info['accuracy']:.2f}", flush=True)
+        direction = dset[TARGET]
         for s in args.strength:
-            images = to_uint8(run.synthesize(move(result.z, dset[TARGET], s), result.attrs))
+            images = to_uint8(run.synthesize(move(result.z, direction, s), result.attrs))
             edits.append(("direction", float(s), images))
 
-    routes = []
-    scored = []
-    for route, strength, images in edits:
-        p_edit = clf.predict_proba(images)
-        scored.append(p_edit)
-        routes.append({"route": route, "strength": strength,
-                       **edit_measures(p_recon, p_edit, names)})
+    # -- pivotal tuning: one tuned generator per photo, every edit again with it --
+    tuned_recon, tuned_edits, tuning = None, [], None
+    if args.tune_steps:
+        t = time.perf_counter()
+        recons, images = [], {(route, s): [] for route, s, _ in edits}
+        for i in range(len(rows)):
+            one = result.select([i])
+            tuned = tune_generator(run, one, steps=args.tune_steps,
+                                   seed=args.seed + i)
+            recons.append(edit_attributes(tuned, one, {}) if run.conditional
+                          else to_uint8(tuned.synthesize(one.z)))
+            for route, s in images:
+                images[route, s].append(
+                    edit_attributes(tuned, one, {TARGET: 1}, strength=s) if route == "label"
+                    else to_uint8(tuned.synthesize(move(one.z, direction, s), one.attrs)))
+            if (i + 1) % 10 == 0:
+                print(f"tuned {i + 1}/{len(rows)} generators", flush=True)
+        tuned_recon = np.concatenate(recons)
+        tuned_edits = [(f"{route}, tuned", s, np.concatenate(v))
+                       for (route, s), v in images.items()]
+        psnr = reconstruction_errors(result.targets, tuned_recon)[1]
+        tuning = {"steps": args.tune_steps, "psnr_db": float(np.mean(psnr)),
+                  "psnr_std_db": float(np.std(psnr)), "psnr": psnr,
+                  "seconds": round(time.perf_counter() - t, 1)}
+        print(f"pivotal tuning, {args.tune_steps} steps per photo: reconstruction PSNR "
+              f"{np.mean(result.psnr):.1f} -> {tuning['psnr_db']:.1f} dB "
+              f"({tuning['seconds']:.0f} s)", flush=True)
 
     j = names.index(TARGET)
-    bound = smallest_smiling_bound(edits, scored, j)
-    if bound is not None:
-        p_bound, mean_strength = bound
-        routes.append({"route": "label, per-face smallest (bound)", "strength": None,
-                       "mean_strength": mean_strength,
-                       **edit_measures(p_recon, p_bound, names)})
+    routes, scored = [], []
+    p_tuned = None if tuned_recon is None else clf.predict_proba(tuned_recon)
+    for group, p_base, psnr_db in ((edits, p_recon, float(np.mean(result.psnr))),
+                                   (tuned_edits, p_tuned, tuning and tuning["psnr_db"])):
+        group_scores = []
+        for route, strength, images in group:
+            p_edit = clf.predict_proba(images)
+            group_scores.append(p_edit)
+            routes.append({"route": route, "strength": strength, "psnr_db": psnr_db,
+                           **edit_measures(p_base, p_edit, names, p_photo)})
+        label = "label" if group is edits else "label, tuned"
+        bound = smallest_smiling_bound(group, group_scores, j, label)
+        if bound is not None:
+            p_bound, mean_strength = bound
+            routes.append({"route": f"{label}, per-face smallest (bound)", "strength": None,
+                           "mean_strength": mean_strength, "psnr_db": psnr_db,
+                           **edit_measures(p_base, p_bound, names, p_photo)})
+        scored += group_scores
+    edits = edits + tuned_edits
     others = [i for i in range(len(names)) if i != j]
     report = {
         "benchmark": "smile edit on real photos",
@@ -333,15 +386,23 @@ def main(argv=None) -> int:
         "reconstruction_vs_photo_others_mean_abs_change": float(
             np.abs(p_recon[:, others] - p_photo[:, others]).mean()),
         "direction": direction_info,
+        "tuning": None if tuning is None else {
+            **{k: v for k, v in tuning.items() if k != "psnr"},
+            "reconstruction_vs_photo_others_mean_abs_change": float(
+                np.abs(p_tuned[:, others] - p_photo[:, others]).mean())},
         "routes": routes,
         "faces": [{"row": int(r), "filename": cache.filenames[int(r)],
                    "psnr_db": float(result.psnr[i]),
                    "p_smiling_photo": float(p_photo[i, j]),
                    "p_smiling_reconstruction": float(p_recon[i, j]),
+                   **({} if tuning is None else {
+                       "psnr_db_tuned": float(tuning["psnr"][i]),
+                       "p_smiling_reconstruction_tuned": float(p_tuned[i, j])}),
                    "p_smiling_edit": {_route_name(route, strength): float(p[i, j])
                                       for (route, strength, _), p in zip(edits, scored)}}
                   for i, r in enumerate(rows)],
         "seconds": {"inversion": round(t_invert, 1), "direction": round(t_direction, 1),
+                    "tuning": 0.0 if tuning is None else tuning["seconds"],
                     "total": round(time.perf_counter() - t_start, 1)},
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
@@ -355,11 +416,15 @@ def main(argv=None) -> int:
     k = min(args.figure_faces, len(rows))
     fig_rows = [("photo", result.targets[:k], p_photo[:k, j]),
                 ("reconstruction", result.reconstructions[:k], p_recon[:k, j])]
+    if tuned_recon is not None:
+        fig_rows.append(("reconstruction, tuned", tuned_recon[:k], p_tuned[:k, j]))
     for (route, strength, images), p_edit in zip(edits, scored):
         fig_rows.append((f"+ smile ({_route_name(route, strength)})", images[:k], p_edit[:k, j]))
     title = (f"{Path(str(run.path)).name} step {run.step}: {len(rows)} held-out non-smiling "
-             f"photos, {args.steps} inversion steps, PSNR {report['psnr_db']:.1f} dB; "
-             "p = classifier's p(Smiling)")
+             f"photos, {args.steps} inversion steps, PSNR {report['psnr_db']:.1f} dB"
+             + ("" if tuning is None else
+                f" ({tuning['psnr_db']:.1f} dB tuned, {args.tune_steps} steps per photo)")
+             + "; p = classifier's p(Smiling)")
     write_figure(out / "smile_edit.png", fig_rows, title)
 
     print()

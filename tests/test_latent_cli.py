@@ -54,7 +54,32 @@ def test_edit_with_a_saved_direction_writes_the_strip(tiny_run, face, tmp_path, 
     assert strip.shape == (2 * (r + 2 * pad), 2 * (3 * (r + pad) + pad), 3)
     np.testing.assert_array_equal(strip[2 * pad:2 * (pad + r):2, 2 * pad:2 * (pad + r):2],
                                   read_image(face))  # the input tile is the face itself
-    assert "reconstruction PSNR" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "reconstruction PSNR" in printed and "after 150 steps of pivotal tuning" in printed
+
+
+def test_edit_tunes_the_generator_to_the_photo(tiny_run, face, tmp_path, capsys):
+    """--tune-steps: the strip's reconstruction comes from a generator tuned to the photo, so it
+    is closer to it than the inverted z alone draws; 0 skips the tuning."""
+    folder = _copy(tiny_run, tmp_path)
+    run = facelib.load_run(folder)
+    save_directions(run, DirectionSet(["PC0"], np.ones((1, run.latent_dim)), "principal"),
+                    "principal")
+    r, pad = run.resolution, 2
+    errors = {}
+    for steps in (0, 60):
+        out = tmp_path / f"tuned{steps}.png"
+        assert main(["edit", "--run", str(folder), "--image", str(face), "--direction", "PC0",
+                     "--out", str(out), "--steps", "2", "--scale", "1",
+                     "--tune-steps", str(steps)]) == 0
+        printed = capsys.readouterr().out
+        assert ("pivotal tuning" in printed) == (steps > 0)
+        recon = read_image(out)[pad:pad + r, 2 * pad + r:2 * pad + 2 * r].astype(float)
+        errors[steps] = np.mean((recon - read_image(face).astype(float)) ** 2)
+    assert errors[60] < 0.8 * errors[0]
+    assert main(["edit", "--run", str(folder), "--image", str(face), "--direction", "PC0",
+                 "--tune-steps", "-1", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--tune-steps -1: use 0 (no tuning) or more" in capsys.readouterr().err
 
 
 def test_edit_errors_name_the_problem_and_the_fix(tiny_run, face, tmp_path, capsys):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from facelib.errors import FacelibError
+from facelib.images import to_uint8
 from facelib.latent.directions import DirectionSet
 from facelib.latent.widgets import ExplorerView, LatentExplorer, explore, uploaded_files
 from helpers import boosted_run
@@ -104,13 +105,14 @@ def test_view_drives_the_image(run):
 
 @pytest.mark.slow
 def test_upload_inverts_the_photo(run):
-    view = explore(run, _directions(run), seed=0, display_size=64, invert_steps=3)
+    view = explore(run, _directions(run), seed=0, display_size=64, invert_steps=3,
+                   tune_steps=0)
     before = view.image.value
     face = run.generate(1, seed=11)[0]
     _browser_upload(view.upload, "me.png", _png(face))  # ipywidgets 7 or 8, whichever is installed
     assert view.explorer.inverted is not None and len(view.explorer.inverted.history) == 3
     assert view.status.value.startswith("me.png: inverted, PSNR")
-    assert view.image.value != before
+    assert view.image.value != before and view.explorer.tuned is None
     np.testing.assert_array_equal(view.explorer.image(), view.explorer.inverted.reconstructions[0])
     photo = view.image.value
     view.sliders["Smiling"].value = 1.0  # sliders edit the photo
@@ -121,6 +123,28 @@ def test_upload_inverts_the_photo(run):
     assert view.status.value.startswith("error:") and "aligned" in view.status.value
     _browser_upload(view.upload, "again.png", _png(run.generate(1, seed=12)[0]))  # a second photo
     assert view.status.value.startswith("again.png: inverted, PSNR")
+
+
+@pytest.mark.slow
+def test_upload_tunes_a_copy_of_the_generator_to_the_photo(run):
+    """With tune_steps, the uploaded face is drawn by a generator tuned to the photo (and the
+    sliders move it there) until another seed is picked; the run's own generator is untouched."""
+    view = explore(run, _directions(run), seed=0, display_size=64, invert_steps=3,
+                   tune_steps=20)
+    ex = view.explorer
+    _browser_upload(view.upload, "me.png", _png(run.generate(1, seed=11)[0]))
+    assert ex.tuned is not None and ex.tuned.tuning["steps"] == 20
+    assert view.status.value.endswith("after 20 steps of pivotal tuning")
+    np.testing.assert_array_equal(ex.image(), to_uint8(ex.tuned.synthesize(ex.inverted.z))[0])
+    view.sliders["Smiling"].value = 1.0
+    np.testing.assert_array_equal(
+        ex.image(), to_uint8(ex.tuned.synthesize(ex.inverted.z + ex.directions["Smiling"]))[0])
+    view.reset()
+    view.seed.value = 3  # another seed: the untuned generator again
+    assert ex.tuned is None
+    np.testing.assert_array_equal(ex.image(), to_uint8(run.synthesize(run.sample_latents(1, 3)))[0])
+    with pytest.raises(FacelibError, match="tune_steps=-1: use 0"):
+        explore(run, tune_steps=-1)
 
 
 @pytest.mark.slow

@@ -1,5 +1,5 @@
 """Latent-space tools over the Run interface: interpolation, attribute and principal directions,
-inversion of real photos, and the checks that photos are aligned face crops.
+inversion of real photos, pivotal tuning, and the checks that photos are aligned face crops.
 
     from facelib import load_run
     from facelib.latent import compute_attribute_directions, invert_file, move
@@ -8,6 +8,7 @@ inversion of real photos, and the checks that photos are aligned face crops.
     r = invert_file(run, "face.jpg")
     edited = run.synthesize(move(r.z, d["Smiling"], 2.0), r.attrs)
     smiling = edit_attributes(run, r, {"Smiling": 1})  # conditional runs: same z, Smiling on
+    tuned = tune_generator(run, r)  # the generator tuned to draw the photo: edits keep its face
 """
 
 from facelib.latent.align import load_face
@@ -26,6 +27,7 @@ from facelib.latent.inversion import (
     InversionResult, encode, evaluate_inversion, invert, invert_file, load_encoder,
     reconstruction_errors, train_encoder,
 )
+from facelib.latent.tuning import tune_generator
 
 __all__ = [
     "DirectionSet", "EntanglementRow", "InversionResult", "available_directions",
@@ -35,5 +37,5 @@ __all__ = [
     "format_entanglement", "interpolate", "interpolation_gif", "interpolation_grid",
     "interpolation_images", "invert", "invert_file", "lerp", "load_directions", "load_encoder",
     "load_face", "move", "orthogonalize", "principal_directions", "reconstruction_errors",
-    "save_directions", "set_attributes", "slerp", "train_encoder", "write_gif",
+    "save_directions", "set_attributes", "slerp", "train_encoder", "tune_generator", "write_gif",
 ]

@@ -88,7 +88,10 @@ def fixed_features(x):
     return outs
 
 
-def _feature_fn(run, features: str):
+def features_for(run, features: str):
+    """``features`` ("discriminator", "fixed" or "none") as a function images -> list of
+    feature tensors, or None for "none" (the discriminator falls back to the fixed network when
+    the checkpoint holds none)."""
     if features not in FEATURES:
         raise FacelibError(f"features={features!r}: use one of {', '.join(FEATURES)}")
     if features == "none":
@@ -208,6 +211,17 @@ class InversionResult:
     psnr: np.ndarray | None = None  # (N,) dB
     init: str = ""
 
+    def select(self, index) -> "InversionResult":
+        """The result for some faces only (``index``: a list of positions, a slice or a
+        boolean mask), e.g. ``r.select([i])`` to tune a generator on one photo."""
+        def pick(a):
+            return None if a is None else np.asarray(a)[index]
+
+        return InversionResult(pick(self.z), pick(self.attrs), pick(self.targets),
+                               pick(self.reconstructions), pick(self.initial_loss),
+                               pick(self.final_loss), list(self.history), pick(self.mse),
+                               pick(self.psnr), self.init)
+
     def summary(self) -> dict:
         return {"n": int(len(self.z)), "init": self.init, "steps": len(self.history),
                 "mse": float(np.mean(self.mse)), "psnr_db": float(np.mean(self.psnr)),
@@ -247,19 +261,17 @@ def _inversion_attrs(run, attrs, n: int, seed: int, scorer, x) -> np.ndarray | N
     return latent_attributes(run, n, attrs, seed)
 
 
-def _make_loss(run, x, y, feature_fn, pixel: str, pixel_weight: float, feature_weight: float,
-               norm_weight: float):
-    """A function z -> per-image loss (TF), with the targets' features computed once."""
-    gen = run.generator
+def image_loss(x, feature_fn, pixel: str, pixel_weight: float, feature_weight: float):
+    """A function g -> per-image loss (TF) against the targets ``x`` (float, [-1, 1]): the
+    pixel error plus the feature term, with the targets' features computed once. Shared by
+    ``invert`` (g = G(z), z moving) and ``tune_generator`` (g = G(z), G moving)."""
     x = tf.constant(x)
-    y = None if y is None else tf.constant(y, tf.float32)
     use_features = feature_fn is not None and feature_weight > 0
     targets = [tf.constant(np.asarray(f)) for f in feature_fn(x)] if use_features else []
     energy = [tf.reduce_mean(tf.square(t), axis=list(range(1, t.shape.rank))) + 1e-6
               for t in targets]
 
-    def per_image(z):
-        g = gen(z if y is None else [z, y], training=False)
+    def per_image(g):
         diff = g - x
         err = tf.abs(diff) if pixel == "l1" else tf.square(diff)
         loss = pixel_weight * tf.reduce_mean(err, axis=[1, 2, 3])
@@ -267,6 +279,20 @@ def _make_loss(run, x, y, feature_fn, pixel: str, pixel_weight: float, feature_w
             terms = [tf.reduce_mean(tf.square(f - t), axis=list(range(1, t.shape.rank))) / e
                      for f, t, e in zip(feature_fn(g), targets, energy)]
             loss += feature_weight * tf.add_n(terms) / len(terms)
+        return loss
+
+    return per_image
+
+
+def _make_loss(run, x, y, feature_fn, pixel: str, pixel_weight: float, feature_weight: float,
+               norm_weight: float):
+    """A function z -> per-image loss (TF): ``image_loss`` of G(z) plus the norm term."""
+    gen = run.generator
+    y = None if y is None else tf.constant(y, tf.float32)
+    of_image = image_loss(x, feature_fn, pixel, pixel_weight, feature_weight)
+
+    def per_image(z):
+        loss = of_image(gen(z if y is None else [z, y], training=False))
         if norm_weight > 0:
             loss += norm_weight * tf.square(tf.reduce_mean(tf.square(z), axis=1) - 1.0)
         return loss
@@ -294,8 +320,8 @@ def invert(run, images, *, attrs=None, steps: int = 300, lr: float = 0.05, init=
     x = _as_float_images(images, run.resolution)
     n = len(x)
     y = _inversion_attrs(run, attrs, n, seed, scorer, x)
-    feature_fn = _feature_fn(run, features)
-    per_image = _make_loss(run, x, y, feature_fn, pixel, pixel_weight, feature_weight,
+    features_of = features_for(run, features)
+    per_image = _make_loss(run, x, y, features_of, pixel, pixel_weight, feature_weight,
                            norm_weight)
     per_image_fn = tf.function(per_image, autograph=False)
 

@@ -59,7 +59,8 @@ class LatentExplorer:
 
     def __init__(self, run, directions: Iterable = (), seed: int = 0,
                  attrs: Mapping[str, int] | None = None, attr_seed: int = 0,
-                 display_size: int = 256, invert_steps: int = 200, invert_kwargs=None):
+                 display_size: int = 256, invert_steps: int = 200, invert_kwargs=None,
+                 tune_steps: int = 150):
         from facelib.latent.directions import DirectionSet
 
         self.run = run
@@ -86,7 +87,11 @@ class LatentExplorer:
         self.display_size = int(display_size)
         self.invert_steps = int(invert_steps)
         self.invert_kwargs = dict(invert_kwargs or {})
+        if tune_steps < 0:
+            raise FacelibError(f"tune_steps={tune_steps}: use 0 (no tuning) or more")
+        self.tune_steps = int(tune_steps)
         self.inverted = None  # the InversionResult of the last upload
+        self.tuned = None  # the run tuned to the uploaded photo (pivotal tuning), if any
         self._base = run.sample_latents(1, self.seed)
         self._attr_cache: tuple | None = None
 
@@ -94,7 +99,7 @@ class LatentExplorer:
     def set_seed(self, seed: int) -> None:
         """Show the face of ``seed`` (leaves an uploaded photo)."""
         self.seed = int(seed)
-        self.inverted = None
+        self.inverted = self.tuned = None
         self._base = self.run.sample_latents(1, self.seed)
 
     def set_strength(self, name: str, value: float) -> None:
@@ -127,13 +132,19 @@ class LatentExplorer:
 
     def upload(self, data) -> "object":
         """Invert a photo (encoded bytes, path or uint8 array) and make it the base face.
-        Conditional runs invert with the current attribute vector held fixed."""
+        Conditional runs invert with the current attribute vector held fixed. With
+        ``tune_steps``, a copy of the generator is then tuned to the photo
+        (``facelib.latent.tune_generator``) and draws the face until another seed is picked, so
+        the sliders edit the photo's own face."""
         from facelib.latent.inversion import invert_file
+        from facelib.latent.tuning import tune_generator
 
         kwargs = {"steps": self.invert_steps, **self.invert_kwargs}
         if self.run.conditional:
             kwargs.setdefault("attrs", self.attributes())
         result = invert_file(self.run, data, **kwargs)
+        self.tuned = (tune_generator(self.run, result, steps=self.tune_steps)
+                      if self.tune_steps else None)
         self.inverted = result
         self._base = result.z[:1].copy()
         return result
@@ -156,7 +167,8 @@ class LatentExplorer:
         return self._attr_cache[1]
 
     def image(self) -> np.ndarray:
-        return to_uint8(self.run.synthesize(self.latent(), self.attributes()))[0]
+        run = self.run if self.tuned is None else self.tuned
+        return to_uint8(run.synthesize(self.latent(), self.attributes()))[0]
 
     def png(self) -> bytes:
         return png_bytes(self.image(), self.display_size)
@@ -252,15 +264,21 @@ class ExplorerView:
         if not files:
             return
         name, data = files[-1]
-        self.status.value = f"inverting {name} ({self.explorer.invert_steps} steps)..."
+        tuning = self.explorer.tune_steps
+        self.status.value = (f"inverting {name} ({self.explorer.invert_steps} steps"
+                             + (f", then {tuning} of tuning" if tuning else "") + ")...")
         try:
             result = self.explorer.upload(data)
         except FacelibError as e:
             self.status.value = f"error: {e}"
             return
         self.refresh()
+        tuned = self.explorer.tuned
         self.status.value = (f"{name}: inverted, PSNR {float(result.psnr[0]):.1f} dB "
-                             f"(MSE {float(result.mse[0]):.4f})")
+                             f"(MSE {float(result.mse[0]):.4f})"
+                             + ("" if tuned is None else
+                                f"; {tuned.tuning['psnr_db']:.1f} dB after "
+                                f"{tuned.tuning['steps']} steps of pivotal tuning"))
 
     def reset(self) -> None:
         """Sliders to 0 with one redraw."""

@@ -11,6 +11,7 @@ need to know how the run was trained::
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import warnings
@@ -78,6 +79,16 @@ class Run:
         self.attribute_names = attribute_names
         self._prior = attribute_prior
         self.folder = RunFolder(self.path)
+        self.tuning = None  # set on copies whose generator was tuned (latent.tune_generator)
+
+    def with_generator(self, generator) -> "Run":
+        """A copy of this run that draws with ``generator`` (the same architecture, other
+        weights: ``facelib.latent.tune_generator``'s tuned copy); this run is not changed. The
+        copy still names this run's folder and checkpoint, whose files hold the untuned
+        weights."""
+        other = copy.copy(self)
+        other.generator = generator
+        return other
 
     @classmethod
     def load(cls, path: str | Path | RunFolder, checkpoint: str = "latest") -> "Run":
