@@ -44,6 +44,10 @@ OUT/smile_edit.png (rows: photo, reconstruction, + smile per route/strength, for
     # the conditional run (read-only; `@latest` = its newest complete checkpoint)
     python benchmarks/bench_smile_edit.py --run pretrained:celeba32-cond \\
         --data caches/celeba8k-64 --label-strength 1,1.5,2,2.5,3 --out reports/smile-edit-cond
+    # the same edits again with one generator tuned to each photo (pivotal tuning)
+    python benchmarks/bench_smile_edit.py --run pretrained:celeba32-cond \\
+        --data caches/celeba8k-64 --label-strength 2,2.5,2.75 --tune-steps 150 \\
+        --out reports/smile-edit-tuned
     # an unconditional run: the InterFaceGAN route at three strengths
     python benchmarks/bench_smile_edit.py --run pretrained:celeba32 \\
         --data caches/celeba8k-64 --strength 1,2,3 --out reports/smile-edit-uncond
