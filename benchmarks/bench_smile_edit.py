@@ -335,8 +335,7 @@ def main(argv=None) -> int:
             one = result.select([i])
             tuned = tune_generator(run, one, steps=args.tune_steps,
                                    seed=args.seed + i)
-            recons.append(edit_attributes(tuned, one, {}) if run.conditional
-                          else to_uint8(tuned.synthesize(one.z)))
+            recons.append(to_uint8(tuned.synthesize(one.z, one.attrs)))
             for route, s in images:
                 images[route, s].append(
                     edit_attributes(tuned, one, {TARGET: 1}, strength=s) if route == "label"

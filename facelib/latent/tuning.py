@@ -22,8 +22,6 @@ one generator per photo, which is a loop over ``tune_generator(run, r.select([i]
 
 from __future__ import annotations
 
-from typing import Callable
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -70,8 +68,7 @@ def _check(run, inverted, steps, lr, locality_weight, locality_samples, locality
 def tune_generator(run, inverted, *, steps: int = 150, lr: float = 3e-4, pixel: str = "l2",
                    pixel_weight: float = 1.0, feature_weight: float = 0.1,
                    features: str = "discriminator", locality_weight: float = 0.1,
-                   locality_samples: int = 4, locality_mix: float = 0.5, seed: int = 0,
-                   callback: Callable[[int, float], None] | None = None):
+                   locality_samples: int = 4, locality_mix: float = 0.5, seed: int = 0):
     """Pivotal tuning of ``run``'s generator on the faces of an inversion result.
 
     Returns a copy of the run (``run.with_generator``) whose generator is tuned so that
@@ -146,8 +143,6 @@ def tune_generator(run, inverted, *, steps: int = 150, lr: float = 3e-4, pixel: 
     history = []
     for t in range(1, int(steps) + 1):
         history.append(float(step(tf.constant(t, tf.int32))))
-        if callback is not None:
-            callback(t, history[-1])
     if steps:  # the last update's weights have not been scored yet
         keep_if_best(tf.function(objective, autograph=False)(tf.constant(0, tf.int32)))
         for b, w in zip(best, weights):
