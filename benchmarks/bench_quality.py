@@ -107,6 +107,9 @@ CANDIDATES = {
     "sn-hinge": ("cpu-diffaugment", SN_HINGE),
     # the same on SNGAN's residual nets (widths 64: a step costs 3x the DCGAN's)
     "resnet": ("cpu-diffaugment", {**SN_HINGE, "architecture": "resnet", "g_width": 64, "d_width": 64}),
+    # the 64 px preset for a few thousand faces (widths 256, spectral norm, hinge, DiffAugment on
+    # every face, EMA 0.995), beside cpu and cpu-wide at --resolution 64
+    "small-data": ("small-data", {"precision": "auto"}),
     # the conditional recipe (pretrained:celeba32-cond's), drawing its faces for the training
     # faces' attribute rows; and the same with ADA's adaptive DiffAugment
     "cond": ("cpu-conditional", {"precision": "auto"}),

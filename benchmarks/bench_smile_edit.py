@@ -21,7 +21,7 @@ before and after."
    unchanged. Unconditional runs: z moved along the InterFaceGAN Smiling direction (scored by
    the classifier) at each ``--strength``. Directions are fitted afresh and never saved into
    the run folder (it may be read-only or still training).
-   With ``--tune-steps K`` (pivotal tuning, ``facelib.latent.tune_generator``): each photo also
+   With ``--tune-steps K`` (pivotal tuning, ``facelib.latent.PivotalTuner``): each photo also
    gets its own copy of the generator, tuned for K steps so that its inverted z draws the photo,
    and every edit above is made again with that copy (routes marked "tuned"), measured against
    the tuned reconstruction.
@@ -270,8 +270,8 @@ def main(argv=None) -> int:
     from facelib.errors import FacelibError
     from facelib.images import to_uint8
     from facelib.latent import (
-        compute_attribute_directions, edit_attributes, invert, move, reconstruction_errors,
-        tune_generator,
+        PivotalTuner, compute_attribute_directions, edit_attributes, invert, move,
+        reconstruction_errors,
     )
 
     t_start = time.perf_counter()
@@ -331,10 +331,10 @@ def main(argv=None) -> int:
     if args.tune_steps:
         t = time.perf_counter()
         recons, images = [], {(route, s): [] for route, s, _ in edits}
+        tuner = PivotalTuner(run)  # compiled once, reset before each photo
         for i in range(len(rows)):
             one = result.select([i])
-            tuned = tune_generator(run, one, steps=args.tune_steps,
-                                   seed=args.seed + i)
+            tuned = tuner(one, steps=args.tune_steps, seed=args.seed + i)
             recons.append(to_uint8(tuned.synthesize(one.z, one.attrs)))
             for route, s in images:
                 images[route, s].append(

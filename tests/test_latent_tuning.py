@@ -1,13 +1,14 @@
-"""Pivotal tuning (facelib.latent.tune_generator): the tuned copy draws the photo, the run is left
-alone, the locality term holds the rest of the generator, edits work with the copy, bad input is
-refused in one line."""
+"""Pivotal tuning (facelib.latent.tune_generator, PivotalTuner): the tuned copy draws the photo,
+the run is left alone, a reused tuner is a fresh one, the locality term holds the rest of the
+generator, edits work with the copy, bad input is refused in one line."""
 
 import numpy as np
 import pytest
 
 from facelib.errors import FacelibError
 from facelib.images import to_uint8
-from facelib.latent import edit_attributes, invert, reconstruction_errors, tune_generator
+from facelib.latent import (PivotalTuner, edit_attributes, invert, reconstruction_errors,
+                            tune_generator)
 from facelib.latent.inversion import heldout_faces
 from helpers import boosted_run
 
@@ -70,6 +71,29 @@ def test_locality_term_holds_the_generator_away_from_the_pivot(run, inverted):
                            locality_weight=10, locality_mix=1.0, locality_samples=8)
     for a, b in zip(again.generator.get_weights(), held.generator.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)  # seeded: the same weights
+
+
+@pytest.mark.slow
+def test_a_reused_tuner_is_a_fresh_one_traced_once(run, inverted):
+    """PivotalTuner resets its copy, Adam and the best-weights record before each photo: the
+    second photo's weights are those a fresh tune_generator gives, the step is traced once, and
+    the first result keeps its own weights."""
+    settings = dict(lr=1e-3, features="none", locality_weight=1.0)
+    tuner = PivotalTuner(run, **settings)
+    first = tuner(inverted.select([1]), steps=15, seed=1)
+    kept = [w.copy() for w in first.generator.get_weights()]
+    second = tuner(inverted.select([0]), steps=15, seed=0)
+    fresh = tune_generator(run, inverted.select([0]), steps=15, seed=0, **settings)
+    assert tuner.traces == 1
+    for a, b in zip(second.generator.get_weights(), fresh.generator.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert second.tuning == fresh.tuning
+    for a, b in zip(first.generator.get_weights(), kept):
+        np.testing.assert_array_equal(a, b)  # not the working copy the second call trained
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in
+               zip(first.generator.get_weights(), second.generator.get_weights()))
+    with pytest.raises(FacelibError, match="positive learning rate"):
+        PivotalTuner(run, lr=-1.0)
 
 
 @pytest.mark.slow

@@ -143,6 +143,8 @@ def test_upload_tunes_a_copy_of_the_generator_to_the_photo(run):
     view.seed.value = 3  # another seed: the untuned generator again
     assert ex.tuned is None
     np.testing.assert_array_equal(ex.image(), to_uint8(run.synthesize(run.sample_latents(1, 3)))[0])
+    _browser_upload(view.upload, "you.png", _png(run.generate(1, seed=12)[0]))
+    assert ex.tuned is not None and ex.tuner.traces == 1  # the second upload reuses the step
     with pytest.raises(FacelibError, match="tune_steps=-1: use 0"):
         explore(run, tune_steps=-1)
 

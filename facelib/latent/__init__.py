@@ -27,7 +27,7 @@ from facelib.latent.inversion import (
     InversionResult, encode, evaluate_inversion, invert, invert_file, load_encoder,
     reconstruction_errors, train_encoder,
 )
-from facelib.latent.tuning import tune_generator
+from facelib.latent.tuning import PivotalTuner, tune_generator
 
 __all__ = [
     "DirectionSet", "EntanglementRow", "InversionResult", "available_directions",
@@ -36,6 +36,6 @@ __all__ = [
     "evaluate_inversion", "find_saved_direction", "fit_direction",
     "format_entanglement", "interpolate", "interpolation_gif", "interpolation_grid",
     "interpolation_images", "invert", "invert_file", "lerp", "load_directions", "load_encoder",
-    "load_face", "move", "orthogonalize", "principal_directions", "reconstruction_errors",
+    "load_face", "move", "orthogonalize", "PivotalTuner", "principal_directions", "reconstruction_errors",
     "save_directions", "set_attributes", "slerp", "train_encoder", "tune_generator", "write_gif",
 ]

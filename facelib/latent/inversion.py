@@ -261,27 +261,39 @@ def _inversion_attrs(run, attrs, n: int, seed: int, scorer, x) -> np.ndarray | N
     return latent_attributes(run, n, attrs, seed)
 
 
-def image_loss(x, feature_fn, pixel: str, pixel_weight: float, feature_weight: float):
-    """A function g -> per-image loss (TF) against the targets ``x`` (float, [-1, 1]): the
-    pixel error plus the feature term, with the targets' features computed once. Shared by
-    ``invert`` (g = G(z), z moving) and ``tune_generator`` (g = G(z), G moving)."""
-    x = tf.constant(x)
-    use_features = feature_fn is not None and feature_weight > 0
-    targets = [tf.constant(np.asarray(f)) for f in feature_fn(x)] if use_features else []
+def target_features(x, feature_fn, feature_weight: float):
+    """The targets' features and their mean energies (what ``image_error`` divides by), or
+    two empty lists when the feature term is off."""
+    if feature_fn is None or feature_weight <= 0:
+        return [], []
+    targets = [tf.convert_to_tensor(np.asarray(f)) for f in feature_fn(x)]
     energy = [tf.reduce_mean(tf.square(t), axis=list(range(1, t.shape.rank))) + 1e-6
               for t in targets]
+    return targets, energy
 
-    def per_image(g):
-        diff = g - x
-        err = tf.abs(diff) if pixel == "l1" else tf.square(diff)
-        loss = pixel_weight * tf.reduce_mean(err, axis=[1, 2, 3])
-        if use_features:
-            terms = [tf.reduce_mean(tf.square(f - t), axis=list(range(1, t.shape.rank))) / e
-                     for f, t, e in zip(feature_fn(g), targets, energy)]
-            loss += feature_weight * tf.add_n(terms) / len(terms)
-        return loss
 
-    return per_image
+def image_error(g, x, targets, energy, feature_fn, pixel: str, pixel_weight: float,
+                feature_weight: float):
+    """Per-image loss (TF) of images ``g`` against ``x`` (float, [-1, 1]): the pixel error plus
+    the feature term against ``target_features``' output (skipped when that is empty)."""
+    diff = g - x
+    err = tf.abs(diff) if pixel == "l1" else tf.square(diff)
+    loss = pixel_weight * tf.reduce_mean(err, axis=[1, 2, 3])
+    if targets:
+        terms = [tf.reduce_mean(tf.square(f - t), axis=list(range(1, t.shape.rank))) / e
+                 for f, t, e in zip(feature_fn(g), targets, energy)]
+        loss += feature_weight * tf.add_n(terms) / len(terms)
+    return loss
+
+
+def image_loss(x, feature_fn, pixel: str, pixel_weight: float, feature_weight: float):
+    """A function g -> per-image loss (TF) against the fixed targets ``x``, their features
+    computed once: ``invert``'s (g = G(z), z moving). ``PivotalTuner`` (G moving) calls
+    ``image_error`` with targets that change from photo to photo."""
+    x = tf.constant(x)
+    targets, energy = target_features(x, feature_fn, feature_weight)
+    return lambda g: image_error(g, x, targets, energy, feature_fn, pixel, pixel_weight,
+                                 feature_weight)
 
 
 def _make_loss(run, x, y, feature_fn, pixel: str, pixel_weight: float, feature_weight: float,

@@ -92,6 +92,7 @@ class LatentExplorer:
         self.tune_steps = int(tune_steps)
         self.inverted = None  # the InversionResult of the last upload
         self.tuned = None  # the run tuned to the uploaded photo (pivotal tuning), if any
+        self.tuner = None  # built on the first upload, reused by the next (traced once)
         self._base = run.sample_latents(1, self.seed)
         self._attr_cache: tuple | None = None
 
@@ -134,17 +135,19 @@ class LatentExplorer:
         """Invert a photo (encoded bytes, path or uint8 array) and make it the base face.
         Conditional runs invert with the current attribute vector held fixed. With
         ``tune_steps``, a copy of the generator is then tuned to the photo
-        (``facelib.latent.tune_generator``) and draws the face until another seed is picked, so
-        the sliders edit the photo's own face."""
+        (``facelib.latent.PivotalTuner``, one per explorer, so a second upload is not traced
+        again) and draws the face until another seed is picked, so the sliders edit the
+        photo's own face."""
         from facelib.latent.inversion import invert_file
-        from facelib.latent.tuning import tune_generator
+        from facelib.latent.tuning import PivotalTuner
 
         kwargs = {"steps": self.invert_steps, **self.invert_kwargs}
         if self.run.conditional:
             kwargs.setdefault("attrs", self.attributes())
         result = invert_file(self.run, data, **kwargs)
-        self.tuned = (tune_generator(self.run, result, steps=self.tune_steps)
-                      if self.tune_steps else None)
+        if self.tune_steps and self.tuner is None:
+            self.tuner = PivotalTuner(self.run)
+        self.tuned = self.tuner(result, steps=self.tune_steps) if self.tune_steps else None
         self.inverted = result
         self._base = result.z[:1].copy()
         return result
