@@ -30,12 +30,12 @@ from facelib.latent.inversion import (
 from facelib.latent.tuning import PivotalTuner, tune_generator
 
 __all__ = [
-    "DirectionSet", "EntanglementRow", "InversionResult", "available_directions",
+    "DirectionSet", "EntanglementRow", "InversionResult", "PivotalTuner", "available_directions",
     "compute_attribute_directions", "conditional_direction", "direction_grid",
     "edit_attributes", "encode", "entanglement",
     "evaluate_inversion", "find_saved_direction", "fit_direction",
     "format_entanglement", "interpolate", "interpolation_gif", "interpolation_grid",
     "interpolation_images", "invert", "invert_file", "lerp", "load_directions", "load_encoder",
-    "load_face", "move", "orthogonalize", "PivotalTuner", "principal_directions", "reconstruction_errors",
+    "load_face", "move", "orthogonalize", "principal_directions", "reconstruction_errors",
     "save_directions", "set_attributes", "slerp", "train_encoder", "tune_generator", "write_gif",
 ]

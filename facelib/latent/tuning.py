@@ -99,9 +99,8 @@ class PivotalTuner:
         self.traces = 0
         base = run.generator
         self._base = base
-        self._start = base.get_weights()
         self._tuned = keras.models.clone_model(base)
-        self._tuned.set_weights(self._start)
+        self._tuned.set_weights(base.get_weights())
         weights = self._tuned.trainable_variables
         self._weights = weights
         self._start_trainable = [w.numpy() for w in weights]
