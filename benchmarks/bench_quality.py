@@ -12,7 +12,7 @@ training faces against the same held-out faces), precision, recall (k=3), densit
 
     python -m facelib prepare ../shared/data/celeba-8k caches/celeba8k-64 --resolution 64
     python benchmarks/bench_quality.py --data caches/celeba8k-64 --out bench-quality \
-        --budgets 5,10,20,40 --resolution 32 --parallel 2
+        --budgets 5,10,20,40 --resolution 32 --parallel 2 --worker-threads 1
 
 Candidates (`--candidates`, comma-separated; default all): see CANDIDATES. A finished
 candidate (its snapshots present) is not retrained; delete OUT/NAME to redo it. One given a
@@ -83,6 +83,9 @@ CANDIDATES = {
     # ... with the extra width on one side only: which net's capacity buys the quality?
     "cpu-wide-g": ("cpu-wide", {"precision": "auto", "d_width": 128}),
     "cpu-wide-d": ("cpu-wide", {"precision": "auto", "g_width": 128}),
+    # ... with StyleGAN's minibatch standard deviation in D (groups of 4): D sees how varied a
+    # batch is, so a G that covers little of the faces (recall 0.25 at 20 minutes) is caught
+    "cpu-wide-mbstd": ("cpu-wide", {"precision": "auto", "minibatch_std": 4}),
     # ... with LeCam's regularisation on D (Tseng et al. 2021, made for small data beside
     # augmentation): at the paper's weight for BigGAN on CIFAR (0.3), and at a tenth of it
     "cpu-wide-lecam": ("cpu-wide", {"precision": "auto", "lecam_weight": 0.3}),
@@ -240,7 +243,8 @@ def _train_all(args, names) -> None:
             cmd += ["--resume-candidate"] if go_on else []
             print(f"{'continuing' if go_on else 'training'} {name}: {' '.join(cmd)}", flush=True)
             logf = open(run_dir / "train.log", "a" if go_on else "w")
-            running.append((name, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)))
+            running.append((name, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                                   env=_worker_env(args.worker_threads))))
         time.sleep(5)
         for item in list(running):
             name, proc = item
@@ -250,6 +254,16 @@ def _train_all(args, names) -> None:
                     raise SystemExit(f"{name} failed (exit {proc.returncode}): see "
                                      f"{out / name / 'train.log'}")
                 print(f"{name} done", flush=True)
+
+
+def _worker_env(threads: int) -> dict[str, str]:
+    """The environment of a training process: this one's, with its thread pools capped when
+    --worker-threads asks (K processes of one thread each on K cores do not fight for them)."""
+    env = dict(os.environ)
+    if threads > 0:
+        for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
 
 
 def _evaluate(args, names, runs=()) -> list[dict]:
@@ -489,6 +503,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="generated and held-out faces")
     ap.add_argument("--candidates", default=",".join(CANDIDATES))
     ap.add_argument("--parallel", type=int, default=1, help="candidates training at once")
+    ap.add_argument("--worker-threads", type=int, default=0,
+                    help="threads each training process may use (TensorFlow's intra- and "
+                         "inter-op pools, OpenMP); 0: TensorFlow's choice. Set here rather than "
+                         "exported, so that the evaluation after training keeps every core")
     ap.add_argument("--runs", default="", help="finished runs to measure too, comma-separated "
                     "(run folders, RUN@CKPT or pretrained:NAME)")
     ap.add_argument("--evaluate-only", action="store_true")

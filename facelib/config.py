@@ -63,6 +63,10 @@ class Config:
     # memorise a small training set; made to work beside augmentation. 0: off.
     lecam_weight: float = 0.0
     lecam_decay: float = 0.99
+    # StyleGAN's minibatch standard deviation (facelib.models.minibatch_std): D's lowest
+    # resolution gets one more channel, how much its features vary over groups of this many
+    # faces, so a batch of near-copies looks fake. 0: off; StyleGAN2-ADA's group: 4.
+    minibatch_std: int = 0
     n_critic: int = 1
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -180,6 +184,11 @@ class Config:
                 "batch 32: 0.0064)")
         if float(self.lecam_weight) < 0:
             bad("lecam_weight", "a float >= 0 (0: off; the LeCam paper's BigGAN runs: 0.3)")
+        if self.minibatch_std == 1 or self.minibatch_std < 0:
+            bad("minibatch_std", "0 (off) or a group size >= 2 (StyleGAN2-ADA's 4)")
+        if self.minibatch_std and self.batch_size % self.minibatch_std:
+            bad("minibatch_std", f"a group size that divides batch_size ({self.batch_size}), "
+                "e.g. 4")
         if not 0 <= float(self.lecam_decay) < 1:
             bad("lecam_decay", "a float in [0, 1) (the LeCam paper's 0.99)")
         if not 0 <= float(self.ada_target) < 1:

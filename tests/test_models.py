@@ -166,3 +166,57 @@ def test_layers_of_equal_shape_start_with_different_weights(architecture):
     assert pairs  # both architectures have kernels of equal size in G and D together
     for a, b in pairs:
         assert not np.array_equal(a, b)
+
+
+def test_minibatch_std_channel_known_answer_groups_and_any_batch():
+    from facelib.models.minibatch_std import MinibatchStdDev
+
+    x = np.random.default_rng(0).standard_normal((8, 4, 4, 3)).astype("float32")
+    out = np.asarray(MinibatchStdDev(4)(x))
+    assert out.shape == (8, 4, 4, 4)
+    np.testing.assert_array_equal(out[..., :3], x)  # the features pass through
+    # StyleGAN's grouping: faces i, i+2, i+4, i+6 (M = 8 / 4 = 2) share a value
+    want = np.sqrt(x.reshape(4, 2, 4, 4, 3).var(axis=0) + 1e-8).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(out[:, 0, 0, 3], np.tile(want, 4), rtol=1e-5)
+    assert np.ptp(out[..., 3], axis=(1, 2)).max() == 0  # constant over positions
+    # a batch that does not divide into groups of 4 is one group; one face alone gets 0
+    odd = np.asarray(MinibatchStdDev(4)(x[:3]))[:, 0, 0, 3]
+    np.testing.assert_allclose(odd, np.sqrt(x[:3].var(axis=0) + 1e-8).mean(), rtol=1e-5)
+    assert np.asarray(MinibatchStdDev(4)(x[:1]))[0, 0, 0, 3] < 1e-3
+    copies = np.asarray(MinibatchStdDev(4)(np.repeat(x[:1], 8, axis=0)))[:, 0, 0, 3]
+    assert copies.max() < 1e-3 < out[:, 0, 0, 3].min()  # a batch of copies reads as one
+    with pytest.raises(ValueError, match="group_size"):
+        MinibatchStdDev(1)
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+def test_minibatch_std_lets_d_see_the_other_faces_of_a_group(architecture):
+    import keras
+
+    from facelib.models import build_discriminator
+
+    cfg = preset("smoke", architecture=architecture, spectral_norm=architecture == "resnet",
+                 minibatch_std=4)
+    d = build_discriminator(cfg)
+    assert d.get_layer("minibatch_std").output.shape[-1] == d.get_layer("minibatch_std").input.shape[-1] + 1
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    moved = x.copy()
+    moved[4] = -moved[4]  # face 4 is in group 0 (faces 0, 2, 4, 6)
+    a, b = np.asarray(d(x)), np.asarray(d(moved))
+    assert not np.allclose(a[[0, 2, 6]], b[[0, 2, 6]])  # its group-mates' scores move
+    np.testing.assert_allclose(a[[1, 3, 5, 7]], b[[1, 3, 5, 7]], rtol=1e-6)  # the other group's do not
+    plain = build_discriminator(cfg.replace(minibatch_std=0))
+    np.testing.assert_allclose(np.asarray(plain(x))[[0, 2, 6]], np.asarray(plain(moved))[[0, 2, 6]],
+                               rtol=1e-6)  # without it (BatchNorm at inference) faces are scored alone
+    again = keras.Model.from_config(d.get_config())  # the layer is serialisable
+    again.set_weights(d.get_weights())
+    np.testing.assert_allclose(np.asarray(again(x)), a, rtol=1e-6)
+
+
+@pytest.mark.parametrize("value", [1, -4, 3])
+def test_minibatch_std_group_is_refused_in_one_line_unless_it_divides_the_batch(value):
+    from facelib.errors import FacelibError
+
+    with pytest.raises(FacelibError, match="minibatch_std") as e:
+        preset("smoke", minibatch_std=value)  # batch 16
+    assert "\n" not in str(e.value)

@@ -71,7 +71,8 @@ def test_generate_is_seeded(tiny_run):
     dict(),
     dict(loss="wgan-gp", augment="diffaugment", conditional=True),
     dict(architecture="resnet", spectral_norm=True, loss="hinge", ema_rampup=True,
-         augment="diffaugment", g_width=32, d_width=32, conditional=True, attribute_loss=1.0),
+         augment="diffaugment", g_width=32, d_width=32, conditional=True, attribute_loss=1.0,
+         minibatch_std=4),
     # ADA's p is training state: a resume that restarted it at 0 would gate other faces
     # ... and so are LeCam's moving averages
     dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3,

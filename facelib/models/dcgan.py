@@ -16,6 +16,7 @@ from keras import layers
 
 from facelib.config import Config
 from facelib.models import seeds
+from facelib.models.minibatch_std import MinibatchStdDev
 
 
 def _n_blocks(resolution: int) -> int:
@@ -88,6 +89,8 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
             h = norm(h)
         h = layers.LeakyReLU(0.2)(h)
         width *= 2
+    if config.minibatch_std:
+        h = MinibatchStdDev(config.minibatch_std, name="minibatch_std")(h)
     features = layers.Flatten(name="features")(h)
     logit = layers.Dense(1, kernel_initializer=seeds.normal(config, "logit"), name="logit")(features)
     if not config.conditional:

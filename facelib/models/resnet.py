@@ -27,6 +27,7 @@ from keras import layers
 
 from facelib.config import Config
 from facelib.models import seeds
+from facelib.models.minibatch_std import MinibatchStdDev
 from facelib.models.dcgan import _g_norm
 
 
@@ -111,6 +112,8 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
     for i in range(n_down):
         h = _d_block(config, h, channels, f"down{i}", down=True, first=i == 0)
     for i in range(2):
+        if i == 1 and config.minibatch_std:  # StyleGAN's place: a conv sees it before the head
+            h = MinibatchStdDev(config.minibatch_std, name="minibatch_std")(h)
         h = _d_block(config, h, channels, f"block{i}", down=False, first=False)
     h = layers.ReLU(name="features_relu")(h)
     # Global sum pooling (SNGAN): mean pooling times the number of positions.
