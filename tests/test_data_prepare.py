@@ -15,13 +15,24 @@ import pytest
 
 from facelib.data.cache import FaceCache, is_cache
 from facelib.data.celeba import ATTR_FILE, ATTRIBUTE_NAMES, IMAGES_DIR, PARTITION_FILE, parse_attributes
-from facelib.data.prepare import load_processed, npy_data_offset, prepare, shrink_npy
+from facelib.data.prepare import load_processed, prepare, shrink_npy
 from facelib.errors import FacelibError
 from facelib.images import crop_box
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "fixtures" / "celeba-tiny"
 NAMES = [f"{i:06d}.jpg" for i in range(1, 25)]
+
+
+def npy_data_offset(path: str | Path) -> int:
+    """Byte offset where the array data of an .npy file starts (its header's length)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            np.lib.format.read_array_header_1_0(f)
+        else:
+            np.lib.format.read_array_header_2_0(f)
+        return f.tell()
 
 
 @pytest.fixture

@@ -257,17 +257,6 @@ def load_batches(folder: str, batches, resolution: int, crop: str, workers: int,
 # .npy files written in a stream
 
 
-def npy_data_offset(path: str | Path) -> int:
-    """Byte offset where the array data of an .npy file starts."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            np.lib.format.read_array_header_1_0(f)
-        else:
-            np.lib.format.read_array_header_2_0(f)
-        return f.tell()
-
-
 def shrink_npy(path: str | Path, count: int) -> None:
     """Keep only the first ``count`` rows of an .npy file in place.
 

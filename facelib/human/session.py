@@ -229,11 +229,6 @@ class JudgeSession:
             self._onset, self._hidden_at = self.clock(), None
             return self._queue[0]
 
-    def due(self) -> bool:
-        """Whether the rapid exposure has run out (for views that poll instead of a timer)."""
-        return (self.state == "showing" and self.exposure_s is not None
-                and self.clock() - self._onset >= self.exposure_s)
-
     def hide(self, token: int | None = None) -> bool:
         """Mask the face (rapid mode); False when there is nothing to hide or the token is stale."""
         with self._lock:

@@ -24,11 +24,10 @@ from facelib.metrics import kid as _kid
 from facelib.metrics import modes as _modes
 from facelib.metrics import prdc as _prdc
 from facelib.metrics.features import FeatureNetwork, random_feature_network
-from facelib.metrics.inception import (CONVENTIONS, DEFAULT_CONVENTION, FIDInception,
+from facelib.metrics.inception import (DEFAULT_CONVENTION, FIDInception,
                                        check_convention, fid_inception)
 
 NETWORK_CHOICES = ("standard", "test")
-CONVENTION_CHOICES = tuple(CONVENTIONS)
 
 
 def feature_network(network="standard", *, weights=None, convention: str | None = None,
