@@ -30,6 +30,20 @@ def _png_folder(folder, images, prefix="img"):
     return folder
 
 
+@pytest.fixture
+def fid_folders(heldout, tmp_path):
+    """Two PNG folders of held-out faces (5 and 6) for the `fid` command; skips the test where
+    the standard FID Inception weights are not installed."""
+    from facelib.metrics.inception import locate_weights
+
+    try:
+        locate_weights(allow_download=False)
+    except FacelibError as e:
+        pytest.skip(f"standard FID Inception weights not installed ({e})")
+    _, images, _ = heldout
+    return _png_folder(tmp_path / "a", images[:5]), _png_folder(tmp_path / "b", images[40:46])
+
+
 @pytest.mark.slow
 def test_report_on_own_training_cache_without_classifier(tiny_run, cache32, tmp_path):
     from facelib.evaluation import REQUIRED_KEYS, evaluate_run
@@ -117,18 +131,12 @@ def _fid_small_n(fa, fb):
 
 
 @pytest.mark.slow
-def test_fid_command_standard_network(heldout, tmp_path, capsys):
+def test_fid_command_standard_network(fid_folders, capsys):
     from facelib.cli import main
     from facelib.metrics.features import features_for
-    from facelib.metrics.inception import fid_inception, locate_weights
+    from facelib.metrics.inception import fid_inception
 
-    try:
-        locate_weights(allow_download=False)
-    except FacelibError as e:
-        pytest.skip(f"standard FID Inception weights not installed ({e})")
-    _, images, _ = heldout
-    a = _png_folder(tmp_path / "a", images[:5])
-    b = _png_folder(tmp_path / "b", images[40:46])
+    a, b = fid_folders
     assert main(["fid", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "compared 5 vs 6 images at 32x32 px" in out
@@ -142,19 +150,13 @@ def test_fid_command_standard_network(heldout, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_fid_command_and_evaluate_take_a_convention(tiny_run, heldout, tmp_path, capsys):
+def test_fid_command_and_evaluate_take_a_convention(tiny_run, fid_folders, tmp_path, capsys):
     from facelib.cli import main
     from facelib.evaluation import evaluate_run
     from facelib.metrics.features import features_for
-    from facelib.metrics.inception import fid_inception, locate_weights
+    from facelib.metrics.inception import fid_inception
 
-    try:
-        locate_weights(allow_download=False)
-    except FacelibError as e:
-        pytest.skip(f"standard FID Inception weights not installed ({e})")
-    _, images, _ = heldout
-    a = _png_folder(tmp_path / "a", images[:5])
-    b = _png_folder(tmp_path / "b", images[40:46])
+    a, b = fid_folders
     values = {}
     for convention in ("pytorch-fid", "tensorflow", "clean"):
         assert main(["fid", str(a), str(b), "--convention", convention]) == 0

@@ -36,6 +36,14 @@ def test_exclude_self_and_uint8_memmap_images(tmp_path):
     np.testing.assert_allclose(d[:, 0], brute.min(axis=1))
 
 
+def test_exclude_self_keeps_duplicates_as_neighbours_at_zero():
+    # The radii of precision/recall and density/coverage: a point is not its own neighbour, but
+    # an exact copy of it elsewhere in the set is, at distance 0.
+    pts = np.array([[0.0], [0.0], [2.0], [5.0]])
+    d, _ = nearest_neighbours(pts, pts, k=2, exclude_self=True)
+    np.testing.assert_allclose(d, [[0.0, 2.0], [0.0, 2.0], [2.0, 2.0], [3.0, 5.0]])
+
+
 def test_copies_of_training_points_are_flagged_and_fresh_samples_are_not():
     rng = np.random.default_rng(2)
     train = rng.normal(size=(600, 12))

@@ -19,24 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 from facelib.errors import FacelibError
-from facelib.metrics.arrays import as_vectors, feature_pair
+from facelib.metrics.arrays import feature_pair
 from facelib.metrics.memorization import (
     DEFAULT_BLOCK_BYTES,
     iter_distance_blocks,
     nearest_neighbours,
 )
-
-
-def knn_radii(features, k: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
-    """Distance from every point to its k-th nearest other point of the same set, (N,) float64."""
-    x = as_vectors(features, "features")
-    if x.shape[0] <= k:
-        raise FacelibError(
-            f"k={k} nearest-neighbour radii need more than {k} samples, got {x.shape[0]}; "
-            "pass more samples or a smaller k"
-        )
-    dist, _ = nearest_neighbours(x, x, k, exclude_self=True, block_bytes=block_bytes)
-    return dist[:, -1]
 
 
 def prdc(
