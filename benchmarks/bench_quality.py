@@ -70,7 +70,7 @@ GEOMETRIC = {"diffaugment_policy": ("color", "translation", "geometric", "cutout
 SLOW_EMA = {"ema_decay": 0.999, "ema_rampup": True}
 # The cpu-wide preset as every table before the learning-rate round measured it: DCGAN's
 # learning rates (2e-4), which the preset doubled after that round (candidate cpu-wide-lr2x).
-WIDE = {"precision": "auto", "g_lr": 2e-4, "d_lr": 2e-4}
+WIDE_AT_2E4 = {"precision": "auto", "g_lr": 2e-4, "d_lr": 2e-4}
 SN_HINGE = {**SLOW_EMA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
             "beta1": 0.0, "beta2": 0.9, "precision": "auto"}
 
@@ -83,17 +83,17 @@ CANDIDATES = {
     # ... with twice the widths (256 channels at G's and D's 4x4), in bfloat16 where the CPU has
     # it: about 1.9x the CPU per step on AMX (2.5x in float32); the cpu-wide preset before its
     # learning rates doubled
-    "cpu-wide": ("cpu-wide", WIDE),
+    "cpu-wide": ("cpu-wide", WIDE_AT_2E4),
     # ... with the extra width on one side only: which net's capacity buys the quality?
-    "cpu-wide-g": ("cpu-wide", {**WIDE, "d_width": 128}),
-    "cpu-wide-d": ("cpu-wide", {**WIDE, "g_width": 128}),
+    "cpu-wide-g": ("cpu-wide", {**WIDE_AT_2E4, "d_width": 128}),
+    "cpu-wide-d": ("cpu-wide", {**WIDE_AT_2E4, "g_width": 128}),
     # ... with StyleGAN's minibatch standard deviation in D (groups of 4): D sees how varied a
     # batch is, so a G that covers little of the faces (recall 0.25 at 20 minutes) is caught
-    "cpu-wide-mbstd": ("cpu-wide", {**WIDE, "minibatch_std": 4}),
+    "cpu-wide-mbstd": ("cpu-wide", {**WIDE_AT_2E4, "minibatch_std": 4}),
     # ... with LeCam's regularisation on D (Tseng et al. 2021, made for small data beside
     # augmentation): at the paper's weight for BigGAN on CIFAR (0.3), and at a tenth of it
-    "cpu-wide-lecam": ("cpu-wide", {**WIDE, "lecam_weight": 0.3}),
-    "cpu-wide-lecam-0.03": ("cpu-wide", {**WIDE, "lecam_weight": 0.03}),
+    "cpu-wide-lecam": ("cpu-wide", {**WIDE_AT_2E4, "lecam_weight": 0.3}),
+    "cpu-wide-lecam-0.03": ("cpu-wide", {**WIDE_AT_2E4, "lecam_weight": 0.03}),
     # ... with twice DCGAN's learning rates (4e-4 for G and D; today's cpu-wide preset): at these
     # budgets the run is short of steps, not of stability (EMA and ADA hold it), so a faster
     # step size may pay; and with four times them
@@ -101,7 +101,7 @@ CANDIDATES = {
     "cpu-wide-lr4x": ("cpu-wide", {"precision": "auto", "g_lr": 8e-4, "d_lr": 8e-4}),
     # ... with half the batch (16): more, cheaper steps that see fewer faces each, the other
     # side of cpu-b64
-    "cpu-wide-b16": ("cpu-wide", {**WIDE, "batch_size": 16}),
+    "cpu-wide-b16": ("cpu-wide", {**WIDE_AT_2E4, "batch_size": 16}),
     # the preset before: ADA over DiffAugment's ops only, EMA 0.99; and it with either change
     "cpu-ada": ("cpu-diffaugment", ADA),
     "cpu-ada-geo": ("cpu-diffaugment", {**ADA, **GEOMETRIC}),
