@@ -135,6 +135,8 @@ CANDIDATES = {
     "cond-wide": ("cpu-wide-conditional", {"precision": "auto"}),
     # ... with D at widths 128, as cpu-wide-g against cpu-wide
     "cond-wide-g": ("cpu-wide-conditional", {"precision": "auto", "d_width": 128}),
+    # ... at twice DCGAN's learning rates (4e-4 for G and D), as cpu-wide-lr2x against cpu-wide
+    "cond-wide-lr2x": ("cpu-wide-conditional", {"precision": "auto", "g_lr": 4e-4, "d_lr": 4e-4}),
 }
 
 

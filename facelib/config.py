@@ -298,14 +298,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     # bfloat16 units; without them it is unmeasured. For thousands of faces or more. Over three
     # seeds each at 20 minutes: KID 0.0144 against cpu's 0.0179, lower with every seed (Welch
     # p 0.10; one recipe's seeds differ by up to 0.008). With --set d_width=128, the recipe of
-    # pretrained:celeba32 (its seed-0 run's 40-minute network): level in KID at 20 minutes,
-    # recall 0.32 against 0.25, far behind at 10. All of that at DCGAN's learning rates (2e-4,
+    # the pretrained:celeba32 shipped before: level in KID at 20 minutes, recall 0.32 against
+    # 0.25, far behind at 10. All of that at DCGAN's learning rates (2e-4,
     # still _CPU_WIDE's); twice them (4e-4 for G and D) then beat it at 20 minutes over three
     # seeds on an AMD EPYC with AVX512-BF16: KID 0.74 of the 2e-4 runs' (Welch p 0.06), recall
     # 0.32 against 0.20, FID 34.7 against 41.4, and 0.76 at 10 minutes. ADA's p stays
     # near 0 to step 7,000 and below 0.25 at 20 minutes (2e-4: 0.2-0.4 and 0.5-0.6): D grows
     # less sure of the real faces, so the faces it learns from are less often augmented.
-    # Reproduce the networks trained before with --set g_lr=2e-4 --set d_lr=2e-4.
+    # Reproduce the networks trained before with --set g_lr=2e-4 --set d_lr=2e-4. The recipe of
+    # pretrained:celeba32 (its seed-0 run's 40-minute network).
     "cpu-wide": dict(_CPU_WIDE, g_lr=4e-4, d_lr=4e-4),
     # The cpu preset before ADA: DiffAugment on every face, EMA 0.99. The recipe of the earlier
     # pretrained:celeba32 networks and of the detector's dcgan families, kept so their commands
@@ -336,7 +337,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # than 0.05 below the attribute classifier's on real faces for each of Male, Smiling,
     # Eyeglasses, Blond_Hair, Black_Hair, Young, Wearing_Hat and Bald. 42,000 steps: about 40
     # minutes on 2 cores in bfloat16 (add --precision mixed_bfloat16 where the CPU has bfloat16
-    # units); --minutes stops it earlier.
+    # units); --minutes stops it earlier. It keeps DCGAN's 2e-4: at cpu-wide's 4e-4 (one seed,
+    # an AMD EPYC with AVX512-BF16) it read KID 0.0276 against 0.0211 at 20 minutes, 0.064
+    # against 0.041 at 10.
     "cpu-wide-conditional": dict(_CPU_WIDE, conditional=True, attribute_loss=1.0, **_LONG_RUN,
                                  steps=42000),
     # Small data (e.g. the bundled 500-face sample or a few thousand faces): DiffAugment + SN.

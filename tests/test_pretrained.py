@@ -204,12 +204,19 @@ def test_float16_storage_keeps_arrays_beyond_its_range_in_float32(tmp_path):
     with h5py.File(tmp_path / "a.weights.h5", "w") as f:
         f.create_dataset("layers/bn/vars/3", data=np.array([1e-3, 7e4], np.float32))
         f.create_dataset("layers/dense/vars/0", data=np.full((3,), 0.1, np.float32))
+        kernel = np.random.default_rng(0).normal(0, 0.02, (3, 3, 64, 64)).astype(np.float32)
+        f.create_dataset("layers/conv/vars/0", data=kernel)
         f.attrs["note"] = "kept"
     _store_float16(tmp_path / "a.weights.h5", tmp_path / "b.weights.h5")
     with h5py.File(tmp_path / "b.weights.h5") as f:
         assert f["layers/bn/vars/3"].dtype == np.float32  # 70,000 is beyond float16
         assert f["layers/bn/vars/3"][1] == 7e4
         assert f["layers/dense/vars/0"].dtype == np.float16 and f.attrs["note"] == "kept"
+        assert f["layers/dense/vars/0"].compression is None  # too small to pay for a chunk
+        conv = f["layers/conv/vars/0"]
+        assert conv.compression == "gzip" and conv.shuffle  # stored deflated...
+        np.testing.assert_array_equal(conv[()], kernel.astype(np.float16))  # ...read back whole
+        assert conv.id.get_storage_size() < 0.97 * kernel.astype(np.float16).nbytes
 
 
 @pytest.mark.slow
