@@ -210,8 +210,8 @@ class RunFolder:
 
         ``weights="float16"`` stores the two networks' weights at half the size, deflated
         (they load back into float32 variables; see :func:`_store_float16`): what lets a wider
-        reference network fit facelib's 10 MB for all of them. Measure the copy, not the run: its faces
-        differ from the run's by the rounding."""
+        reference network fit facelib's 10 MB for all of them. Measure the copy, not the run:
+        its faces differ from the run's by the rounding."""
         if weights not in ("float32", "float16"):
             raise FacelibError(f"export weights={weights!r}: choose 'float32' or 'float16'")
         self.require()
@@ -283,10 +283,10 @@ def _store_float16(source: Path, dest: Path) -> None:
             # Deflate with byte shuffling takes about 6% more off float16 weights (their exponent
             # bytes repeat); h5py reads it back transparently. Below a few KB, or a scalar,
             # a chunked dataset's index costs more than it saves.
-            packed = values.ndim > 0 and values.nbytes >= 8192
+            deflate = values.ndim > 0 and values.nbytes >= 8192
             f.create_dataset(name, data=values.astype(np.float16),
                              **(dict(compression="gzip", compression_opts=9, shuffle=True)
-                                if packed else {}))
+                                if deflate else {}))
     # h5py leaves the deleted datasets' space in the file; copying the tree drops it.
     packed = dest.with_name(dest.name + ".packed")
     with h5py.File(dest, "r") as f, h5py.File(packed, "w") as g:
