@@ -68,9 +68,17 @@ GEOMETRIC = {"diffaugment_policy": ("color", "translation", "geometric", "cutout
 # A slower EMA of G (StyleGAN's is ~10,000 faces, 300 steps of 32; 0.99 is 100), ramped up so
 # the early average is not stuck at the initial weights.
 SLOW_EMA = {"ema_decay": 0.999, "ema_rampup": True}
+
+
+def at_lr(lr: float) -> dict:
+    """bfloat16 where the CPU has it, and one Adam learning rate for G and D: the candidates'
+    learning rates are pinned, so a preset that changes its own leaves their tables valid."""
+    return {"precision": "auto", "g_lr": lr, "d_lr": lr}
+
+
 # The cpu-wide preset as every table before the learning-rate round measured it: DCGAN's
 # learning rates (2e-4), which the preset doubled after that round (candidate cpu-wide-lr2x).
-WIDE_AT_2E4 = {"precision": "auto", "g_lr": 2e-4, "d_lr": 2e-4}
+WIDE_AT_2E4 = at_lr(2e-4)
 SN_HINGE = {**SLOW_EMA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
             "beta1": 0.0, "beta2": 0.9, "precision": "auto"}
 
@@ -97,8 +105,8 @@ CANDIDATES = {
     # ... with twice DCGAN's learning rates (4e-4 for G and D; today's cpu-wide preset): at these
     # budgets the run is short of steps, not of stability (EMA and ADA hold it), so a faster
     # step size may pay; and with four times them
-    "cpu-wide-lr2x": ("cpu-wide", {"precision": "auto", "g_lr": 4e-4, "d_lr": 4e-4}),
-    "cpu-wide-lr4x": ("cpu-wide", {"precision": "auto", "g_lr": 8e-4, "d_lr": 8e-4}),
+    "cpu-wide-lr2x": ("cpu-wide", at_lr(4e-4)),
+    "cpu-wide-lr4x": ("cpu-wide", at_lr(8e-4)),
     # ... with half the batch (16): more, cheaper steps that see fewer faces each, the other
     # side of cpu-b64
     "cpu-wide-b16": ("cpu-wide", {**WIDE_AT_2E4, "batch_size": 16}),
@@ -136,7 +144,7 @@ CANDIDATES = {
     # ... with D at widths 128, as cpu-wide-g against cpu-wide
     "cond-wide-g": ("cpu-wide-conditional", {"precision": "auto", "d_width": 128}),
     # ... at twice DCGAN's learning rates (4e-4 for G and D), as cpu-wide-lr2x against cpu-wide
-    "cond-wide-lr2x": ("cpu-wide-conditional", {"precision": "auto", "g_lr": 4e-4, "d_lr": 4e-4}),
+    "cond-wide-lr2x": ("cpu-wide-conditional", at_lr(4e-4)),
 }
 
 

@@ -299,14 +299,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # seeds each at 20 minutes: KID 0.0144 against cpu's 0.0179, lower with every seed (Welch
     # p 0.10; one recipe's seeds differ by up to 0.008). With --set d_width=128, the recipe of
     # the pretrained:celeba32 shipped before: level in KID at 20 minutes, recall 0.32 against
-    # 0.25, far behind at 10. All of that at DCGAN's learning rates (2e-4,
-    # still _CPU_WIDE's); twice them (4e-4 for G and D) then beat it at 20 minutes over three
-    # seeds on an AMD EPYC with AVX512-BF16: KID 0.74 of the 2e-4 runs' (Welch p 0.06), recall
-    # 0.32 against 0.20, FID 34.7 against 41.4, and 0.76 at 10 minutes. ADA's p stays
-    # near 0 to step 7,000 and below 0.25 at 20 minutes (2e-4: 0.2-0.4 and 0.5-0.6): D grows
-    # less sure of the real faces, so the faces it learns from are less often augmented.
-    # Reproduce the networks trained before with --set g_lr=2e-4 --set d_lr=2e-4. The recipe of
-    # pretrained:celeba32 (its seed-0 run's 40-minute network).
+    # 0.25, far behind at 10. All of that at DCGAN's learning rates (2e-4, still _CPU_WIDE's);
+    # twice them (4e-4 for G and D) then beat it at 20 minutes over three seeds on an AMD EPYC
+    # with AVX512-BF16: KID 0.74 of the 2e-4 runs' (Welch p 0.06), recall 0.32 against 0.20,
+    # FID 34.7 against 41.4, and 0.76 at 10 minutes; four times them (8e-4, two seeds) was
+    # level with 4e-4. ADA's p stays near 0 to step 7,000 and below 0.25 at 20 minutes (2e-4:
+    # 0.2-0.4 and 0.5-0.6): D grows less sure of the real faces, so the faces it learns from are
+    # less often augmented. The recipe of pretrained:celeba32 (its seed-0 run at 40 minutes);
+    # reproduce the networks trained before with --set g_lr=2e-4 --set d_lr=2e-4.
     "cpu-wide": dict(_CPU_WIDE, g_lr=4e-4, d_lr=4e-4),
     # The cpu preset before ADA: DiffAugment on every face, EMA 0.99. The recipe of the earlier
     # pretrained:celeba32 networks and of the detector's dcgan families, kept so their commands

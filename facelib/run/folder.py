@@ -281,12 +281,11 @@ def _store_float16(source: Path, dest: Path) -> None:
                 continue
             del f[name]
             # Deflate with byte shuffling takes about 6% more off float16 weights (their exponent
-            # bytes repeat); h5py reads it back transparently. Below a few KB, or a scalar,
-            # a chunked dataset's index costs more than it saves.
-            deflate = values.ndim > 0 and values.nbytes >= 8192
-            f.create_dataset(name, data=values.astype(np.float16),
-                             **(dict(compression="gzip", compression_opts=9, shuffle=True)
-                                if deflate else {}))
+            # bytes repeat); h5py reads it back transparently. Below a few KB (scalars among
+            # them) a chunked dataset's index costs more than it saves.
+            deflate = (dict(compression="gzip", compression_opts=9, shuffle=True)
+                       if values.nbytes >= 8192 else {})
+            f.create_dataset(name, data=values.astype(np.float16), **deflate)
     # h5py leaves the deleted datasets' space in the file; copying the tree drops it.
     packed = dest.with_name(dest.name + ".packed")
     with h5py.File(dest, "r") as f, h5py.File(packed, "w") as g:
