@@ -145,6 +145,15 @@ CANDIDATES = {
     "cond-wide-g": ("cpu-wide-conditional", {"precision": "auto", "d_width": 128}),
     # ... at twice DCGAN's learning rates (4e-4 for G and D), as cpu-wide-lr2x against cpu-wide
     "cond-wide-lr2x": ("cpu-wide-conditional", at_lr(4e-4)),
+    # ... with D's projection embedding starting at zero (projection=zeros): D starts as the
+    # unconditional D, where a random 40-attribute embedding makes the logit several times
+    # larger at the first step (G's loss 22 at step 50 against cpu-wide's 8); at 2e-4 and 4e-4
+    "cond-wide-proj0": ("cpu-wide-conditional", {**at_lr(2e-4), "projection": "zeros"}),
+    "cond-wide-proj0-lr2x": ("cpu-wide-conditional", {**at_lr(4e-4), "projection": "zeros"}),
+    # ... without the projection (AC-GAN's attribute head alone conditions D): D's game is then
+    # cpu-wide's, which takes 4e-4; at 2e-4 and 4e-4
+    "cond-wide-acgan": ("cpu-wide-conditional", {**at_lr(2e-4), "projection": "off"}),
+    "cond-wide-acgan-lr2x": ("cpu-wide-conditional", {**at_lr(4e-4), "projection": "off"}),
 }
 
 

@@ -23,6 +23,7 @@ LOSSES = ("ns", "hinge", "wgan-gp")
 AUGMENTS = ("none", "diffaugment")
 ARCHITECTURES = ("dcgan", "resnet")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PROJECTIONS = ("random", "zeros", "off")
 # DiffAugment's three, and ADA's scale + rotation + fractional translation ("geometric")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout", "geometric")
 
@@ -45,6 +46,14 @@ class Config:
     # AC-GAN (Odena et al. 2017) on top of the projection: D also predicts the attributes (a
     # second head), learnt on real faces; G is pushed to make its faces' attributes readable.
     attribute_loss: float = 0.0
+    # D's projection term <embed(y), h> (conditional runs): "random", its embedding drawn by
+    # the architecture's own initialiser (DCGAN's N(0, 0.02), Glorot in resnet); "zeros", the
+    # embedding starting at zero, so D starts as the unconditional D and learns the term from
+    # its gradient, as G's conditional BatchNorm starts as plain BatchNorm (a random
+    # 40-attribute embedding makes the term several times D's other logit at the first step);
+    # or "off": no projection, D's real/fake logit is the unconditional one and AC-GAN's
+    # attribute head (attribute_loss) is its only use of the attributes.
+    projection: str = "random"
     # Conditional runs: training rows holding one of these attributes, where it is rarer than
     # balance_share, are drawn more often (facelib.data.pipeline.rare_attribute_weights).
     # Empty: rows are drawn as the data has them.
@@ -184,6 +193,14 @@ class Config:
                 "batch 32: 0.0064)")
         if float(self.lecam_weight) < 0:
             bad("lecam_weight", "a float >= 0 (0: off; the LeCam paper's BigGAN runs: 0.3)")
+        if self.projection not in PROJECTIONS:
+            bad("projection", f"one of {PROJECTIONS}")
+        if self.projection == "zeros" and self.architecture == "resnet" and self.spectral_norm:
+            bad("projection", "'random' or 'off' with spectral_norm in resnet (spectral norm "
+                "divides by the largest singular value, 0 for a zero matrix)")
+        if self.projection == "off" and self.conditional and self.attribute_loss <= 0:
+            bad("projection", "'random' or 'zeros' unless attribute_loss > 0 (without either, "
+                "D never reads the attributes)")
         if self.minibatch_std == 1 or self.minibatch_std < 0:
             bad("minibatch_std", "0 (off) or a group size >= 2 (StyleGAN2-ADA's 4)")
         if self.minibatch_std and self.batch_size % self.minibatch_std:
@@ -339,7 +356,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # minutes on 2 cores in bfloat16 (add --precision mixed_bfloat16 where the CPU has bfloat16
     # units); --minutes stops it earlier. It keeps DCGAN's 2e-4: at cpu-wide's 4e-4 (one seed,
     # an AMD EPYC with AVX512-BF16) it read KID 0.0276 against 0.0211 at 20 minutes, 0.064
-    # against 0.041 at 10.
+    # against 0.041 at 10. Its projection stays: with --set projection=off (one seed, the same
+    # CPU) KID fell to 0.0094 at 20 minutes, below cpu-wide's, but asked for a hat only 21% of
+    # faces wore one (Wearing_Hat's control 0.26 below the classifier's on real faces).
     "cpu-wide-conditional": dict(_CPU_WIDE, conditional=True, attribute_loss=1.0, **_LONG_RUN,
                                  steps=42000),
     # Small data (e.g. the bundled 500-face sample or a few thousand faces): DiffAugment + SN.

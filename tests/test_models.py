@@ -50,6 +50,72 @@ def test_conditional_discriminator_depends_on_attributes():
     assert not np.allclose(a, b)
 
 
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+def test_projection_that_starts_at_zero_leaves_d_unconditional_until_it_learns(architecture):
+    """projection="zeros": at the first step D's logit ignores the attributes (the
+    projection term is exactly 0) and the rest of D is the random start's; one D step on real
+    faces with their attributes moves the embedding off zero, so the term is learnt."""
+    import tensorflow as tf
+
+    from facelib.models import build_discriminator
+    from facelib.training.gan import GAN
+
+    cfg = preset("smoke", architecture=architecture, conditional=True, d_lr=1e-3)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    ones, zeros = np.ones((4, 40), "float32"), np.zeros((4, 40), "float32")
+    random_d = build_discriminator(cfg)
+    zero_d = build_discriminator(cfg.replace(projection="zeros"))
+    assert not np.allclose(np.asarray(random_d([x, ones])), np.asarray(random_d([x, zeros])))
+    np.testing.assert_array_equal(np.asarray(zero_d([x, ones])), np.asarray(zero_d([x, zeros])))
+    shared = [w.path for w in zero_d.weights if "attribute_embedding" not in w.path]
+    for path in shared:  # only the embedding's start differs
+        np.testing.assert_array_equal(*(np.asarray(next(w for w in d.weights if w.path == path))
+                                        for d in (zero_d, random_d)))
+    assert len(shared) == len(zero_d.weights) - 1
+
+    gan = GAN(cfg.replace(projection="zeros", batch_size=4))
+    gan.compile()
+    gan.fit(tf.data.Dataset.from_tensors((x, ones)).repeat(), steps_per_epoch=1, epochs=1,
+            verbose=0)
+    embedding = next(w for w in gan.discriminator.weights if "attribute_embedding" in w.path)
+    assert np.abs(np.asarray(embedding)).max() > 0
+    d = gan.discriminator
+    assert not np.allclose(np.asarray(d([x, ones])), np.asarray(d([x, zeros])))
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+def test_projection_off_leaves_the_attributes_to_the_attribute_head(architecture):
+    """projection="off": D's real/fake logit (column 0) is the same for any attributes, its
+    attribute head (columns 1..) is there, and D has no projection embedding."""
+    from facelib.models import build_discriminator
+
+    cfg = preset("smoke", architecture=architecture, conditional=True, attribute_loss=1.0,
+                 projection="off")
+    d = build_discriminator(cfg)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    a = np.asarray(d([x, np.ones((4, 40), "float32")]))
+    b = np.asarray(d([x, np.zeros((4, 40), "float32")]))
+    assert a.shape == (4, 41)
+    np.testing.assert_array_equal(a, b)
+    assert not any("attribute_embedding" in w.path for w in d.weights)
+    with_projection = build_discriminator(cfg.replace(projection="random"))
+    assert len(with_projection.weights) == len(d.weights) + 1
+
+
+@pytest.mark.parametrize("options, needs", [
+    (dict(projection="normal"), "one of"),
+    (dict(projection="zeros", architecture="resnet", spectral_norm=True, loss="hinge"),
+     "'random' or 'off' with spectral_norm"),
+    (dict(projection="off"), "unless attribute_loss > 0"),
+])
+def test_projection_is_refused_in_one_line_naming_what_works(options, needs):
+    from facelib.errors import FacelibError
+
+    with pytest.raises(FacelibError, match="projection") as e:
+        preset("smoke", conditional=True, **options)
+    assert needs in str(e.value) and "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("resolution", [32, 64])
 @pytest.mark.parametrize("conditional", [False, True])
 def test_residual_networks_shapes_ranges_and_shared_layer_names(resolution, conditional):

@@ -419,6 +419,29 @@ def test_attribute_loss_trains_d_to_read_attributes_of_real_faces(cache32):
     assert loss() < 0.85 * before  # chance: ln 2 = 0.693; the label priors alone: about 0.45
 
 
+def test_logged_real_logit_is_ds_real_or_fake_logit_not_its_attribute_logits(cache32):
+    """With AC-GAN's head D outputs 41 columns; the logged real_logit is the mean of column 0
+    alone. Learning rates of 1e-12 and no augmentation: the step's D is the D measured here."""
+    import tensorflow as tf
+
+    from facelib.data.cache import FaceCache
+    from facelib.training.gan import GAN
+
+    cache = FaceCache.open(cache32)
+    idx = cache.indices("train")[:16]
+    x = tf.constant(np.asarray(cache.images[idx], np.float32) / 127.5 - 1.0)
+    y = tf.constant(np.asarray(cache.attributes[idx], np.float32))
+    cfg = preset("smoke", conditional=True, attribute_loss=1.0, batch_size=16, g_lr=1e-12,
+                 d_lr=1e-12, flip=False)
+    gan = GAN(cfg)
+    gan.compile()
+    logits = np.asarray(gan.discriminator([x, y], training=True))
+    history = gan.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=1,
+                      epochs=1, verbose=0).history
+    assert history["real_logit"][0] == pytest.approx(float(logits[:, 0].mean()), abs=1e-4)
+    assert abs(float(logits[:, 0].mean()) - float(logits.mean())) > 1e-3  # the two differ here
+
+
 def test_attribute_loss_needs_a_conditional_run():
     from facelib.errors import FacelibError
 

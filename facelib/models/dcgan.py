@@ -97,10 +97,13 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
         out = layers.Activation("linear", dtype="float32", name="out")(logit)
         return keras.Model(x, out, name=name)
     y = keras.Input((config.num_attributes,), name="attributes")
+    if config.projection == "off":  # AC-GAN's head alone reads the attributes
+        out = layers.Activation("linear", dtype="float32", name="out")(logit)
+        return keras.Model([x, y], out, name=name)
     # Projection: a linear embedding of the multi-hot vector is the sum of per-attribute
     # embeddings; its inner product with the features is the class-conditional term.
     embed = layers.Dense(features.shape[-1], use_bias=False,
-                         kernel_initializer=seeds.normal(config, "attribute_embedding"),
+                         kernel_initializer=seeds.projection(config, seeds.normal),
                          name="attribute_embedding")(layers.Rescaling(2.0, -1.0)(y))
     proj = layers.Dot(axes=1, name="projection")([embed, features])
     out = layers.Activation("linear", dtype="float32", name="out")(layers.Add()([logit, proj]))

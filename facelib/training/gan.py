@@ -233,8 +233,9 @@ class GAN(keras.Model):
         replicas = global_b // b
         self.trackers["d_loss"].update_state(d_loss * replicas)
         self.trackers["g_loss"].update_state(g_loss * replicas)
-        self.trackers["real_logit"].update_state(tf.reduce_mean(real_logits))
-        self.trackers["fake_logit"].update_state(tf.reduce_mean(fake_logits))
+        # Column 0 is the real/fake logit; an AC-GAN D's attribute logits follow it.
+        self.trackers["real_logit"].update_state(tf.reduce_mean(real_logits[:, 0]))
+        self.trackers["fake_logit"].update_state(tf.reduce_mean(fake_logits[:, 0]))
         if cfg.attribute_loss > 0:
             self.trackers["attribute_loss"].update_state(tf.reduce_mean(attr_loss))
         if cfg.loss == "wgan-gp":
