@@ -43,16 +43,18 @@ class Config:
     d_width: int = 512
     conditional: bool = False
     num_attributes: int = 40
-    # AC-GAN (Odena et al. 2017) on top of the projection: D also predicts the attributes (a
-    # second head), learnt on real faces; G is pushed to make its faces' attributes readable.
+    # AC-GAN (Odena et al. 2017) beside the projection (or alone, projection="off"): D also
+    # predicts the attributes (a second head), learnt on real faces; G is pushed to make its
+    # faces' attributes readable.
     attribute_loss: float = 0.0
     # D's projection term <embed(y), h> (conditional runs): "random", its embedding drawn by
     # the architecture's own initialiser (DCGAN's N(0, 0.02), Glorot in resnet); "zeros", the
     # embedding starting at zero, so D starts as the unconditional D and learns the term from
     # its gradient, as G's conditional BatchNorm starts as plain BatchNorm (a random
     # 40-attribute embedding makes the term several times D's other logit at the first step);
-    # or "off": no projection, D's real/fake logit is the unconditional one and AC-GAN's
-    # attribute head (attribute_loss) is its only use of the attributes.
+    # or "off": no projection term (its embedding held at zero, frozen), D's real/fake logit is
+    # the unconditional one and AC-GAN's attribute head (attribute_loss) is its only use of the
+    # attributes.
     projection: str = "random"
     # Conditional runs: training rows holding one of these attributes, where it is rarer than
     # balance_share, are drawn more often (facelib.data.pipeline.rare_attribute_weights).

@@ -86,7 +86,8 @@ def test_projection_that_starts_at_zero_leaves_d_unconditional_until_it_learns(a
 @pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
 def test_projection_off_leaves_the_attributes_to_the_attribute_head(architecture):
     """projection="off": D's real/fake logit (column 0) is the same for any attributes, its
-    attribute head (columns 1..) is there, and D has no projection embedding."""
+    attribute head (columns 1..) is there, and its projection embedding is zero and frozen
+    (so training cannot turn the term on)."""
     from facelib.models import build_discriminator
 
     cfg = preset("smoke", architecture=architecture, conditional=True, attribute_loss=1.0,
@@ -97,9 +98,25 @@ def test_projection_off_leaves_the_attributes_to_the_attribute_head(architecture
     b = np.asarray(d([x, np.zeros((4, 40), "float32")]))
     assert a.shape == (4, 41)
     np.testing.assert_array_equal(a, b)
-    assert not any("attribute_embedding" in w.path for w in d.weights)
+    embedding = [w for w in d.weights if "attribute_embedding" in w.path]
+    assert len(embedding) == 1 and not np.asarray(embedding[0]).any()
+    assert not any("attribute_embedding" in w.path for w in d.trainable_weights)
     with_projection = build_discriminator(cfg.replace(projection="random"))
-    assert len(with_projection.weights) == len(d.weights) + 1
+    assert len(with_projection.trainable_weights) == len(d.trainable_weights) + 1
+
+    import tensorflow as tf
+
+    from facelib.training.gan import GAN
+
+    gan = GAN(cfg.replace(batch_size=4, d_lr=1e-3))
+    gan.compile()
+    before = [np.asarray(w) for w in gan.discriminator.trainable_weights]
+    gan.fit(tf.data.Dataset.from_tensors((x, np.ones((4, 40), "float32"))).repeat(),
+            steps_per_epoch=1, epochs=1, verbose=0)
+    assert any(not np.array_equal(b, np.asarray(w))
+               for b, w in zip(before, gan.discriminator.trainable_weights))  # D trained ...
+    embedding = next(w for w in gan.discriminator.weights if "attribute_embedding" in w.path)
+    assert not np.asarray(embedding).any()  # ... and the projection stayed off
 
 
 @pytest.mark.parametrize("options, needs", [

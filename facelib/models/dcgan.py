@@ -4,7 +4,8 @@ Channels shrink as resolution grows: the generator starts at ``g_width`` channel
 halves them per stride-2 transposed convolution; the discriminator mirrors it. With
 ``conditional=True`` (Miyato and Koyama 2018) the generator takes a 40-d multi-hot attribute
 vector next to ``z`` and every BatchNorm becomes conditional (its scale and shift are linear in the
-attributes), and the discriminator gets a projection head: logit = psi(h) + <embed(y), h>.
+attributes), and the discriminator gets a projection head: logit = psi(h) + <embed(y), h>
+(``config.projection``: embed drawn at random or started at zero, or no projection at all).
 """
 
 from __future__ import annotations
@@ -97,13 +98,11 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
         out = layers.Activation("linear", dtype="float32", name="out")(logit)
         return keras.Model(x, out, name=name)
     y = keras.Input((config.num_attributes,), name="attributes")
-    if config.projection == "off":  # AC-GAN's head alone reads the attributes
-        out = layers.Activation("linear", dtype="float32", name="out")(logit)
-        return keras.Model([x, y], out, name=name)
     # Projection: a linear embedding of the multi-hot vector is the sum of per-attribute
     # embeddings; its inner product with the features is the class-conditional term.
     embed = layers.Dense(features.shape[-1], use_bias=False,
                          kernel_initializer=seeds.projection(config, seeds.normal),
+                         trainable=config.projection != "off",
                          name="attribute_embedding")(layers.Rescaling(2.0, -1.0)(y))
     proj = layers.Dot(axes=1, name="projection")([embed, features])
     out = layers.Activation("linear", dtype="float32", name="out")(layers.Add()([logit, proj]))

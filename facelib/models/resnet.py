@@ -124,12 +124,12 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
         out = layers.Activation("linear", dtype="float32", name="out")(logit)
         return keras.Model(x, out, name=name)
     y = keras.Input((config.num_attributes,), name="attributes")
-    if config.projection == "off":  # AC-GAN's head alone reads the attributes
-        out = layers.Activation("linear", dtype="float32", name="out")(logit)
-        return keras.Model([x, y], out, name=name)
-    embed = _sn(config, layers.Dense(features.shape[-1], use_bias=False,
-                                     kernel_initializer=seeds.projection(config, seeds.glorot),
-                                     name="attribute_embedding"))(layers.Rescaling(2.0, -1.0)(y))
+    embedding = layers.Dense(features.shape[-1], use_bias=False,
+                             kernel_initializer=seeds.projection(config, seeds.glorot),
+                             trainable=config.projection != "off", name="attribute_embedding")
+    if config.projection != "off":  # spectral norm of a zero matrix divides by 0
+        embedding = _sn(config, embedding)
+    embed = embedding(layers.Rescaling(2.0, -1.0)(y))
     proj = layers.Dot(axes=1, name="projection")([embed, features])
     out = layers.Activation("linear", dtype="float32", name="out")(layers.Add()([logit, proj]))
     return keras.Model([x, y], out, name=name)

@@ -36,8 +36,9 @@ def glorot(config: Config, name: str) -> keras.initializers.Initializer:
 
 def projection(config: Config, random) -> keras.initializers.Initializer:
     """The projection discriminator's attribute embedding: ``random(config, name)`` (the
-    architecture's own initialiser) or zeros, as ``config.projection`` says."""
-    if config.projection == "zeros":
+    architecture's own initialiser) or zeros, as ``config.projection`` says ("off" holds it at
+    zero, frozen: Keras needs every input of a functional model connected to its output)."""
+    if config.projection in ("zeros", "off"):
         return keras.initializers.Zeros()
     return random(config, "attribute_embedding")
 
