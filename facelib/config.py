@@ -358,9 +358,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # minutes on 2 cores in bfloat16 (add --precision mixed_bfloat16 where the CPU has bfloat16
     # units); --minutes stops it earlier. It keeps DCGAN's 2e-4: at cpu-wide's 4e-4 (one seed,
     # an AMD EPYC with AVX512-BF16) it read KID 0.0276 against 0.0211 at 20 minutes, 0.064
-    # against 0.041 at 10. Its projection stays: with --set projection=off (one seed, the same
-    # CPU) KID fell to 0.0094 at 20 minutes, below cpu-wide's, but asked for a hat only 21% of
-    # faces wore one (Wearing_Hat's control 0.26 below the classifier's on real faces).
+    # against 0.041 at 10. Its projection stays: with --set projection=off (two seeds, the same
+    # CPU) KID fell to 0.0099 at 20 minutes, 0.78 of cpu-wide's, but asked for a hat only 13-21%
+    # of faces wore one (Wearing_Hat's control 0.26-0.30 below the classifier's on real faces).
     "cpu-wide-conditional": dict(_CPU_WIDE, conditional=True, attribute_loss=1.0, **_LONG_RUN,
                                  steps=42000),
     # Small data (e.g. the bundled 500-face sample or a few thousand faces): DiffAugment + SN.
