@@ -16,25 +16,12 @@ import keras
 from keras import layers
 
 from facelib.config import Config
-from facelib.models import seeds
+from facelib.models import conditioning, seeds
 from facelib.models.minibatch_std import MinibatchStdDev
 
 
 def _n_blocks(resolution: int) -> int:
     return int(math.log2(resolution // 4))
-
-
-def _g_norm(h, y_signed, name: str):
-    """BatchNorm; with attributes, conditional BatchNorm: h_hat * (1 + gamma(y)) + beta(y)."""
-    if y_signed is None:
-        return layers.BatchNormalization(synchronized=True, name=name)(h)
-    h = layers.BatchNormalization(synchronized=True, center=False, scale=False, name=name)(h)
-    channels = h.shape[-1]
-    gamma = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_gamma")(y_signed)
-    beta = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_beta")(y_signed)
-    gamma = layers.Reshape((1, 1, channels))(gamma)
-    beta = layers.Reshape((1, 1, channels))(beta)
-    return layers.Add()([h, layers.Multiply()([h, gamma]), beta])
 
 
 def build_generator(config: Config, name: str = "generator") -> keras.Model:
@@ -47,17 +34,16 @@ def build_generator(config: Config, name: str = "generator") -> keras.Model:
     if config.conditional:
         y = keras.Input((config.num_attributes,), name="attributes")
         inputs.append(y)
-        # Map {0,1} to {-1,1} so an absent attribute is as informative as a present one.
-        y_signed = layers.Rescaling(2.0, -1.0, name="attributes_signed")(y)
+        y_signed = conditioning.signed(y, name="attributes_signed")
         h = layers.Concatenate(name="z_and_attributes")([z, y_signed])
     h = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=seeds.normal(config, "project"), name="project")(h)
     h = layers.Reshape((4, 4, width))(h)
-    h = layers.ReLU()(_g_norm(h, y_signed, "project_bn"))
+    h = layers.ReLU()(conditioning.batch_norm(h, y_signed, "project_bn"))
     for i in range(_n_blocks(config.resolution) - 1):
         width //= 2
         h = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=seeds.normal(config, f"up{i}"), name=f"up{i}")(h)
-        h = layers.ReLU()(_g_norm(h, y_signed, f"up{i}_bn"))
+        h = layers.ReLU()(conditioning.batch_norm(h, y_signed, f"up{i}_bn"))
     h = layers.Conv2DTranspose(3, 4, strides=2, padding="same",
                                kernel_initializer=seeds.normal(config, "to_rgb"), name="to_rgb")(h)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(h)
@@ -98,12 +84,6 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
         out = layers.Activation("linear", dtype="float32", name="out")(logit)
         return keras.Model(x, out, name=name)
     y = keras.Input((config.num_attributes,), name="attributes")
-    # Projection: a linear embedding of the multi-hot vector is the sum of per-attribute
-    # embeddings; its inner product with the features is the class-conditional term.
-    embed = layers.Dense(features.shape[-1], use_bias=False,
-                         kernel_initializer=seeds.projection(config, seeds.normal),
-                         trainable=config.projection != "off",
-                         name="attribute_embedding")(layers.Rescaling(2.0, -1.0)(y))
-    proj = layers.Dot(axes=1, name="projection")([embed, features])
+    proj = conditioning.projection(config, y, features, seeds.normal)
     out = layers.Activation("linear", dtype="float32", name="out")(layers.Add()([logit, proj]))
     return keras.Model([x, y], out, name=name)

@@ -26,9 +26,8 @@ import keras
 from keras import layers
 
 from facelib.config import Config
-from facelib.models import seeds
+from facelib.models import conditioning, seeds
 from facelib.models.minibatch_std import MinibatchStdDev
-from facelib.models.dcgan import _g_norm
 
 
 def _n_up(resolution: int) -> int:
@@ -43,11 +42,11 @@ def _up_block(config: Config, h, channels: int, y_signed, name: str):
     shortcut = layers.UpSampling2D(2, name=f"{name}_skip_up")(h)
     shortcut = layers.Conv2D(channels, 1, kernel_initializer=seeds.glorot(config, f"{name}_skip"),
                              name=f"{name}_skip")(shortcut)
-    h = layers.ReLU(name=f"{name}_relu1")(_g_norm(h, y_signed, f"{name}_bn1"))
+    h = layers.ReLU(name=f"{name}_relu1")(conditioning.batch_norm(h, y_signed, f"{name}_bn1"))
     h = layers.UpSampling2D(2, name=f"{name}_up")(h)
     h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=seeds.glorot(config, f"{name}_conv1"),
                       name=f"{name}_conv1")(h)
-    h = layers.ReLU(name=f"{name}_relu2")(_g_norm(h, y_signed, f"{name}_bn2"))
+    h = layers.ReLU(name=f"{name}_relu2")(conditioning.batch_norm(h, y_signed, f"{name}_bn2"))
     h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=seeds.glorot(config, f"{name}_conv2"),
                       name=f"{name}_conv2")(h)
     return layers.Add(name=f"{name}_add")([h, shortcut])
@@ -60,14 +59,14 @@ def build_generator(config: Config, name: str = "generator") -> keras.Model:
     if config.conditional:
         y = keras.Input((config.num_attributes,), name="attributes")
         inputs.append(y)
-        y_signed = layers.Rescaling(2.0, -1.0, name="attributes_signed")(y)
+        y_signed = conditioning.signed(y, name="attributes_signed")
         h = layers.Concatenate(name="z_and_attributes")([z, y_signed])
     width = _g_channels(config, 0)
     h = layers.Dense(4 * 4 * width, kernel_initializer=seeds.glorot(config, "project"), name="project")(h)
     h = layers.Reshape((4, 4, width))(h)
     for i in range(_n_up(config.resolution)):
         h = _up_block(config, h, _g_channels(config, i), y_signed, f"up{i}")
-    h = layers.ReLU(name="out_relu")(_g_norm(h, y_signed, "out_bn"))
+    h = layers.ReLU(name="out_relu")(conditioning.batch_norm(h, y_signed, "out_bn"))
     h = layers.Conv2D(3, 3, padding="same", kernel_initializer=seeds.glorot(config, "to_rgb"), name="to_rgb")(h)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(h)
     return keras.Model(inputs if config.conditional else z, out, name=name)
@@ -124,12 +123,6 @@ def build_discriminator(config: Config, name: str = "discriminator") -> keras.Mo
         out = layers.Activation("linear", dtype="float32", name="out")(logit)
         return keras.Model(x, out, name=name)
     y = keras.Input((config.num_attributes,), name="attributes")
-    embedding = layers.Dense(features.shape[-1], use_bias=False,
-                             kernel_initializer=seeds.projection(config, seeds.glorot),
-                             trainable=config.projection != "off", name="attribute_embedding")
-    if config.projection != "off":  # spectral norm of a zero matrix divides by 0
-        embedding = _sn(config, embedding)
-    embed = embedding(layers.Rescaling(2.0, -1.0)(y))
-    proj = layers.Dot(axes=1, name="projection")([embed, features])
+    proj = conditioning.projection(config, y, features, seeds.glorot, lambda layer: _sn(config, layer))
     out = layers.Activation("linear", dtype="float32", name="out")(layers.Add()([logit, proj]))
     return keras.Model([x, y], out, name=name)

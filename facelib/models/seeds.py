@@ -34,15 +34,6 @@ def glorot(config: Config, name: str) -> keras.initializers.Initializer:
     return keras.initializers.GlorotUniform(seed=layer_seed(config, name))
 
 
-def projection(config: Config, random) -> keras.initializers.Initializer:
-    """The projection discriminator's attribute embedding: ``random(config, name)`` (the
-    architecture's own initialiser) or zeros, as ``config.projection`` says ("off" holds it at
-    zero, frozen: Keras needs every input of a functional model connected to its output)."""
-    if config.projection in ("zeros", "off"):
-        return keras.initializers.Zeros()
-    return random(config, "attribute_embedding")
-
-
 def seed_power_iteration(model: keras.Model, seed: int) -> None:
     """Keras' SpectralNormalization draws its power-iteration vector u from an unseeded
     initializer, so two runs of one config (or a resumed run and its uninterrupted twin) would
