@@ -249,6 +249,23 @@ def test_cli_trains_a_32px_model_from_a_64px_cache(tmp_path, _hermetic_cache, ca
         in capsys.readouterr().out
 
 
+def test_attribute_share_is_the_mean_of_the_rows_as_training_draws_them(_hermetic_cache):
+    from facelib.data.pipeline import attribute_share, balance_weights
+    from facelib.data.sample import sample_cache
+
+    cache = FaceCache.open(sample_cache(64))
+    rows = np.asarray(cache.attributes[cache.indices("train")]) > 0
+    plain = attribute_share(cache)
+    np.testing.assert_allclose(plain, rows.mean(axis=0))
+    bald = cache.attribute_names.index("Bald")
+    weights = balance_weights(cache, ["Bald"], 0.15)
+    drawn = attribute_share(cache, weights)
+    # drawn with the weights, Bald's rows count share / p times: about 0.15 of the draws
+    assert plain[bald] < 0.05 and drawn[bald] == pytest.approx(
+        (weights * rows[:, bald]).sum() / weights.sum())
+    assert drawn[bald] > 2 * plain[bald]
+
+
 def test_cli_trains_with_balanced_rare_attributes_and_names_unknown_ones(tmp_path, _hermetic_cache,
                                                                          capsys):
     import json
@@ -267,3 +284,20 @@ def test_cli_trains_with_balanced_rare_attributes_and_names_unknown_ones(tmp_pat
     err = capsys.readouterr().err
     assert "balance_attributes ['Sunglasses'] are not attributes of" in err and "Eyeglasses" in err
     assert not (tmp_path / "bad" / "config.json").exists()  # refused before anything is written
+
+
+def test_cli_trains_with_balanced_attribute_loss(tmp_path, _hermetic_cache):
+    """--set balanced_attribute_loss=true reaches the GAN: the run trains and logs the AC-GAN
+    loss (the weights come from the training rows' shares, so no other input is needed)."""
+    import json
+
+    from facelib.cli import main
+    from facelib.data.sample import sample_cache
+
+    run = tmp_path / "balanced-loss"
+    assert main(["train", "--data", str(sample_cache(64)), "--preset", "smoke", "--conditional",
+                 "--steps", "2", "--quiet", "--run", str(run), "--set", "attribute_loss=1",
+                 "--set", "balanced_attribute_loss=true", "--set", "log_every=1"]) == 0
+    assert json.loads((run / "config.json").read_text())["balanced_attribute_loss"] is True
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(np.isfinite(row.get("attribute_loss", np.nan)) for row in logged)

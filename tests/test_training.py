@@ -392,6 +392,52 @@ def test_train_minutes_stops_early_and_resume_continues(cache32, tmp_path):
         train(cfg, tmp_path / "n", data=cache32, verbose=0, minutes=0)
 
 
+def test_balanced_attribute_weights_known_answers_and_refusals():
+    from facelib.errors import FacelibError
+    from facelib.training.gan import GAN, attribute_weights
+
+    present, absent = attribute_weights([0.5, 0.02, 0.9], 3)
+    np.testing.assert_allclose(present, [1.0, 10.0, 0.5 / 0.9], rtol=1e-6)  # 25 capped at 10
+    np.testing.assert_allclose(absent, [1.0, 0.5 / 0.98, 5.0], rtol=1e-6)
+    # uncapped, the weights average 1 over the rows
+    assert 0.9 * float(present[2]) + 0.1 * float(absent[2]) == pytest.approx(1.0)
+    with pytest.raises(FacelibError, match="3 shares in \\[0, 1\\]"):
+        attribute_weights([0.5, 0.5], 3)
+    with pytest.raises(FacelibError, match="3 shares"):
+        attribute_weights([0.5, 1.5, 0.1], 3)
+    cfg = preset("smoke", conditional=True, attribute_loss=1.0, balanced_attribute_loss=True)
+    with pytest.raises(FacelibError, match="attribute_share=") as e:
+        GAN(cfg)
+    assert "\n" not in str(e.value)
+    with pytest.raises(FacelibError, match="balanced_attribute_loss") as e:
+        preset("smoke", conditional=True, balanced_attribute_loss=True)
+    assert "attribute_loss > 0" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_balanced_attribute_loss_weights_each_attributes_present_and_absent_rows():
+    """The balanced loss is the plain per-attribute cross-entropy times 0.5/p where the attribute
+    is present and 0.5/(1-p) where absent; on a rare attribute asked for and missed it is
+    several times the plain loss, and at p = 0.5 it equals it."""
+    import tensorflow as tf
+
+    from facelib.training.gan import GAN
+
+    cfg = preset("smoke", conditional=True, attribute_loss=1.0, num_attributes=2)
+    share = np.array([0.05, 0.5])
+    plain = GAN(cfg)
+    balanced = GAN(cfg.replace(balanced_attribute_loss=True), attribute_share=share)
+    logits = tf.constant([[-2.0, 0.3], [-2.0, -0.7], [1.0, 0.3]])
+    attrs = tf.constant([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])
+    ce = np.asarray(tf.nn.sigmoid_cross_entropy_with_logits(labels=attrs, logits=logits))
+    w = np.where(np.asarray(attrs) > 0, 0.5 / share, 0.5 / (1 - share))
+    np.testing.assert_allclose(balanced._attribute_loss(logits, attrs), (ce * w).mean(axis=1),
+                               rtol=1e-6)
+    np.testing.assert_allclose(plain._attribute_loss(logits, attrs), ce.mean(axis=1), rtol=1e-6)
+    # a hat asked for and missed weighs 10 times; the common attribute's term is unchanged
+    assert float(balanced._attribute_loss(logits, attrs)[0]) > 5 * float(
+        plain._attribute_loss(logits, attrs)[0])
+
+
 def test_attribute_loss_trains_d_to_read_attributes_of_real_faces(cache32):
     """AC-GAN's head: after a few steps on real faces, D's attribute logits predict the
     labels of training faces better than they did at the start (its loss falls)."""
@@ -410,7 +456,7 @@ def test_attribute_loss_trains_d_to_read_attributes_of_real_faces(cache32):
     assert gan.discriminator.output.shape[-1] == 41  # logit, then 40 attribute logits
 
     def loss():
-        return float(np.mean(gan._attribute_loss(gan.discriminator([x, y]), y)))
+        return float(np.mean(gan._attribute_loss(gan.discriminator([x, y])[:, 1:], y)))
 
     before = loss()
     history = gan.fit(tf.data.Dataset.from_tensors((x, y)).repeat(), steps_per_epoch=30,

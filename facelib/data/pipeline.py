@@ -63,6 +63,19 @@ def balance_weights(cache, names, share: float, split: str = "train") -> np.ndar
     return rare_attribute_weights(rows[:, [known.index(a) for a in names]], share)
 
 
+def attribute_share(cache, weights: np.ndarray | None = None, split: str = "train") -> np.ndarray:
+    """Each attribute's share of ``split``'s rows as training draws them (float64, one per
+    attribute column): the plain mean of the 0/1 rows, or their ``weights``-weighted mean when
+    rare rows are drawn more often (``balance_weights``)."""
+    cache = _as_cache(cache)
+    rows = np.asarray(cache.attributes[cache.indices(split)]) > 0
+    if rows.ndim != 2 or len(rows) == 0:
+        raise FacelibError(f"{cache.path} has no attribute rows in its {split} split: a "
+                           "conditional run needs labelled faces (prepare them with their "
+                           "list_attr_celeba.txt)")
+    return np.average(rows, axis=0, weights=weights)
+
+
 def batch_plan(indices: np.ndarray, batch_size: int, seed: int = 0, start_step: int = 0,
                flip: bool = True, repeat: bool = True, weights: np.ndarray | None = None
                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

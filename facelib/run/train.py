@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from facelib.config import Config
 from facelib.data.cache import FaceCache
-from facelib.data.pipeline import (balance_weights, downsample_factor, make_dataset,
-                                    steps_per_epoch)
+from facelib.data.pipeline import (attribute_share, balance_weights, downsample_factor,
+                                   make_dataset, steps_per_epoch)
 from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
 from facelib.images import resize_batch
@@ -177,7 +177,8 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
         keras.config.set_dtype_policy(config.precision)
     try:
         with strategy.scope():
-            gan = GAN(config)
+            gan = GAN(config, attribute_share=attribute_share(cache, weights)
+                      if config.balanced_attribute_loss else None)
             gan.compile()
         if resume and latest is not None:
             manager.restore(gan, latest)

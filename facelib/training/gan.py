@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from facelib.config import Config
+from facelib.errors import FacelibError
 from facelib.data.pipeline import to_model_input
 from facelib.models import build_discriminator, build_generator
 from facelib.training import augment
@@ -27,6 +28,21 @@ _SALTS_PER_STEP = 64
 _ADA_GATES = 32  # ADA's per-op coin flips: the augmentation's salt + this (n_critic <= 4)
 
 
+def attribute_weights(share, num_attributes: int, cap: float = 10.0):
+    """Balanced cross-entropy's weights per attribute, (present, absent): 0.5 / p and
+    0.5 / (1 - p), p the attribute's share of the training rows, each at most ``cap`` (an
+    attribute in 2% of the rows gets 10, not 25, so one face does not dominate a batch's
+    gradient). Uncapped, they average 1 over the rows: p * 0.5/p + (1-p) * 0.5/(1-p)."""
+    p = np.asarray(share, np.float64)
+    if p.shape != (num_attributes,) or not np.all((p >= 0) & (p <= 1)):
+        raise FacelibError(f"attribute_share must be {num_attributes} shares in [0, 1] (one per "
+                           f"attribute), got shape {p.shape}: pass rows.mean(axis=0) of the "
+                           "training rows' 0/1 attributes")
+    present = np.minimum(0.5 / np.maximum(p, 1e-12), cap)
+    absent = np.minimum(0.5 / np.maximum(1.0 - p, 1e-12), cap)
+    return tf.constant(present, tf.float32), tf.constant(absent, tf.float32)
+
+
 class GAN(keras.Model):
     """Generator, discriminator and an exponential moving average (EMA) of the generator.
 
@@ -36,11 +52,19 @@ class GAN(keras.Model):
     """
 
     def __init__(self, config: Config, generator: keras.Model | None = None,
-                 discriminator: keras.Model | None = None, **kwargs):
+                 discriminator: keras.Model | None = None, attribute_share=None, **kwargs):
         """generator/discriminator: other architectures with the same inputs and outputs
-        (default: the DCGAN pair built from ``config``)."""
+        (default: the DCGAN pair built from ``config``). attribute_share: each attribute's share
+        of the training rows (num_attributes values in [0, 1]), which
+        ``config.balanced_attribute_loss`` weights AC-GAN's loss by (``attribute_weights``)."""
         super().__init__(**kwargs)
         self.config = config
+        self._attribute_weights = None
+        if config.balanced_attribute_loss:
+            if attribute_share is None:
+                raise FacelibError("balanced_attribute_loss needs the attributes' shares of the "
+                                   "training rows: GAN(config, attribute_share=rows.mean(axis=0))")
+            self._attribute_weights = attribute_weights(attribute_share, config.num_attributes)
         self.generator = generator or build_generator(config)
         self.discriminator = discriminator or build_discriminator(config)
         self.ema_generator = None
@@ -188,17 +212,17 @@ class GAN(keras.Model):
             with tf.GradientTape() as tape:
                 real_in = self._augment(real, _D_AUG_REAL + salt)
                 fake_in = self._augment(fake, _D_AUG_FAKE + salt)
-                real_logits = tf.cast(self.discriminator(self._inputs(real_in, attrs), training=True), tf.float32)
-                fake_logits = tf.cast(self.discriminator(self._inputs(fake_in, attrs), training=True), tf.float32)
-                per_example = self._d_loss_fn(real_logits[:, 0], fake_logits[:, 0])
+                real_logit, real_attr_logits = self._read(real_in, attrs)
+                fake_logit, _ = self._read(fake_in, attrs)
+                per_example = self._d_loss_fn(real_logit, fake_logit)
                 if cfg.attribute_loss > 0:  # AC-GAN: D reads the attributes of real faces
-                    attr_loss = self._attribute_loss(real_logits, attrs)
+                    attr_loss = self._attribute_loss(real_attr_logits, attrs)
                     per_example = per_example + cfg.attribute_loss * attr_loss
                 if cfg.r1_gamma > 0:
                     r1 = self._r1_penalty(real_in, attrs)
                     per_example = per_example + r1
                 if cfg.lecam_weight > 0:
-                    lecam = self._lecam(real_logits[:, 0], fake_logits[:, 0], ctx, global_b)
+                    lecam = self._lecam(real_logit, fake_logit, ctx, global_b)
                     per_example = per_example + cfg.lecam_weight * lecam
                 if cfg.loss == "wgan-gp":
                     alpha = self._draw("uniform", _GP_ALPHA + salt, b, 1)
@@ -214,17 +238,17 @@ class GAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.generator(self._inputs(z, attrs), training=True)
             fake_in = self._augment(tf.cast(fake, real.dtype), _G_AUG)
-            logits = tf.cast(self.discriminator(self._inputs(fake_in, attrs), training=True), tf.float32)
-            per_example = self._g_loss_fn(logits[:, 0])
+            logit, attr_logits = self._read(fake_in, attrs)
+            per_example = self._g_loss_fn(logit)
             if cfg.attribute_loss > 0:  # ... and G makes them readable on its faces
-                per_example = per_example + cfg.attribute_loss * self._attribute_loss(logits, attrs)
+                per_example = per_example + cfg.attribute_loss * self._attribute_loss(attr_logits, attrs)
             g_loss = average(per_example)
             scaled = self.g_optimizer.scale_loss(g_loss) if cfg.precision == "mixed_float16" else g_loss
         grads = tape.gradient(scaled, g_vars)
         self.g_optimizer.apply_gradients(zip(grads, g_vars))
 
         if self.ada_p is not None:
-            self._update_ada(real_logits, ctx, global_b)
+            self._update_ada(real_logit, ctx, global_b)
         if self.ema_generator is not None:
             self._update_ema()
         self.step.assign_add(1)
@@ -233,9 +257,8 @@ class GAN(keras.Model):
         replicas = global_b // b
         self.trackers["d_loss"].update_state(d_loss * replicas)
         self.trackers["g_loss"].update_state(g_loss * replicas)
-        # Column 0 is the real/fake logit; an AC-GAN D's attribute logits follow it.
-        self.trackers["real_logit"].update_state(tf.reduce_mean(real_logits[:, 0]))
-        self.trackers["fake_logit"].update_state(tf.reduce_mean(fake_logits[:, 0]))
+        self.trackers["real_logit"].update_state(tf.reduce_mean(real_logit))
+        self.trackers["fake_logit"].update_state(tf.reduce_mean(fake_logit))
         if cfg.attribute_loss > 0:
             self.trackers["attribute_loss"].update_state(tf.reduce_mean(attr_loss))
         if cfg.loss == "wgan-gp":
@@ -248,11 +271,21 @@ class GAN(keras.Model):
             self.trackers["ada_p"].update_state(self.ada_p.value)
         return {name: t.result() for name, t in self.trackers.items()}
 
-    @staticmethod
-    def _attribute_loss(logits, attrs):
-        """Per example: binary cross-entropy of D's attribute head, mean over attributes."""
-        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=attrs, logits=logits[:, 1:]), axis=1)
+    def _read(self, images, attrs):
+        """D on a batch, split once: (the real/fake logit (B,), the attribute logits (B, A)), in
+        float32. Column 0 of D's output is the real/fake logit; an AC-GAN D's attribute logits
+        follow it (an empty (B, 0) without the head)."""
+        out = tf.cast(self.discriminator(self._inputs(images, attrs), training=True), tf.float32)
+        return out[:, 0], out[:, 1:]
+
+    def _attribute_loss(self, attr_logits, attrs):
+        """Per example: binary cross-entropy of D's attribute head, mean over attributes (each
+        attribute's present and absent rows weighted apart with balanced_attribute_loss)."""
+        ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=attrs, logits=attr_logits)
+        if self._attribute_weights is not None:
+            present, absent = self._attribute_weights
+            ce = ce * (attrs * present + (1.0 - attrs) * absent)
+        return tf.reduce_mean(ce, axis=1)
 
     def _lecam(self, real_logits, fake_logits, ctx, global_b):
         """Per example: LeCam's penalty against the anchors after this batch's update. The
@@ -266,12 +299,12 @@ class GAN(keras.Model):
         self.lecam_state.assign(state)
         return lecam_penalty(real_logits, fake_logits, state[0] / state[2], state[1] / state[2])
 
-    def _update_ada(self, real_logits, ctx, global_b):
+    def _update_ada(self, real_logit, ctx, global_b):
         """ADA's controller: r = E[sign D(x)] over the global batch of (augmented) real faces;
         p moves by sign(r - target) * batch / (ada_kimg * 1000), clipped to [0, 1]. D that is
         sure of the real faces (overfitting) gets more augmentation, and less as it recovers."""
         cfg = self.config
-        signs = tf.reduce_sum(tf.sign(real_logits[:, 0]))
+        signs = tf.reduce_sum(tf.sign(real_logit))
         if ctx is not None:
             signs = ctx.all_reduce(tf.distribute.ReduceOp.SUM, signs)
         step = tf.sign(signs / global_b - cfg.ada_target) * (global_b / (cfg.ada_kimg * 1000.0))
