@@ -84,6 +84,13 @@ WIDE_AT_2E4 = at_lr(2e-4)
 # candidate's recipe. Every candidate built on the preset starts from it, so its table holds.
 COND_WIDE_BEFORE = {"projection": "random", "attribute_loss": 1.0,
                     "balanced_attribute_loss": False}
+
+
+def cond_wide(**fields) -> tuple[str, dict]:
+    """A candidate on the cpu-wide-conditional preset's earlier recipe with ``fields`` on top."""
+    return "cpu-wide-conditional", {**COND_WIDE_BEFORE, **fields}
+
+
 SN_HINGE = {**SLOW_EMA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
             "beta1": 0.0, "beta2": 0.9, "precision": "auto"}
 
@@ -145,45 +152,37 @@ CANDIDATES = {
     # the unconditional winner made conditional: cpu-wide's recipe (non-saturating loss, ADA over
     # DiffAugment's ops and the geometric op, slow EMA, widths 256) with conditional BatchNorm in
     # G, a projection discriminator and AC-GAN's attribute head, as cpu-conditional has
-    "cond-wide": ("cpu-wide-conditional", {**COND_WIDE_BEFORE, "precision": "auto"}),
+    "cond-wide": cond_wide(precision="auto"),
     # ... with D at widths 128, as cpu-wide-g against cpu-wide
-    "cond-wide-g": ("cpu-wide-conditional", {**COND_WIDE_BEFORE, "precision": "auto",
-                                             "d_width": 128}),
+    "cond-wide-g": cond_wide(precision="auto", d_width=128),
     # ... at twice DCGAN's learning rates (4e-4 for G and D), as cpu-wide-lr2x against cpu-wide
-    "cond-wide-lr2x": ("cpu-wide-conditional", {**COND_WIDE_BEFORE, **at_lr(4e-4)}),
+    "cond-wide-lr2x": cond_wide(**at_lr(4e-4)),
     # ... with D's projection embedding starting at zero (projection=zeros): D starts as the
     # unconditional D, where a random 40-attribute embedding makes the logit several times
     # larger at the first step (G's loss 22 at step 50 against cpu-wide's 8); at 2e-4 and 4e-4
-    "cond-wide-proj0": ("cpu-wide-conditional", {**COND_WIDE_BEFORE, **at_lr(2e-4),
-                                                 "projection": "zeros"}),
-    "cond-wide-proj0-lr2x": ("cpu-wide-conditional", {**COND_WIDE_BEFORE, **at_lr(4e-4),
-                                                      "projection": "zeros"}),
+    "cond-wide-proj0": cond_wide(**at_lr(2e-4), projection="zeros"),
+    "cond-wide-proj0-lr2x": cond_wide(**at_lr(4e-4), projection="zeros"),
     # ... without the projection (AC-GAN's attribute head alone conditions D): D's game is then
     # cpu-wide's, which takes 4e-4; at 2e-4 and 4e-4
-    "cond-wide-acgan": ("cpu-wide-conditional", {**COND_WIDE_BEFORE, **at_lr(2e-4),
-                                                 "projection": "off"}),
-    "cond-wide-acgan-lr2x": ("cpu-wide-conditional", {**COND_WIDE_BEFORE, **at_lr(4e-4),
-                                                      "projection": "off"}),
+    "cond-wide-acgan": cond_wide(**at_lr(2e-4), projection="off"),
+    "cond-wide-acgan-lr2x": cond_wide(**at_lr(4e-4), projection="off"),
     # ... without the projection, where hats came out asked for in only 13-21% of faces: with the
     # rare attributes drawn more often (each in about 15% of the rows instead of 2-7%), and with
     # three times AC-GAN's weight (G's only push towards the attributes once the projection is off)
-    "cond-wide-acgan-bal": ("cpu-wide-conditional", {
-        **COND_WIDE_BEFORE, **at_lr(2e-4), "projection": "off",
-        "balance_attributes": ("Wearing_Hat", "Bald", "Eyeglasses")}),
-    "cond-wide-acgan-al3": ("cpu-wide-conditional", {
-        **COND_WIDE_BEFORE, **at_lr(2e-4), "projection": "off", "attribute_loss": 3.0}),
+    "cond-wide-acgan-bal": cond_wide(**at_lr(2e-4), projection="off",
+                                     balance_attributes=("Wearing_Hat", "Bald", "Eyeglasses")),
+    "cond-wide-acgan-al3": cond_wide(**at_lr(2e-4), projection="off", attribute_loss=3.0),
     # ... and with AC-GAN's loss as balanced cross-entropy (balanced_attribute_loss): each
     # attribute's present and absent rows weighted by 0.5/p and 0.5/(1-p), at most 10, so a hat
     # asked for and missed costs G what a missed common attribute does, without changing the mix
     # of faces drawn
-    "cond-wide-acgan-wbce": ("cpu-wide-conditional", {
-        **COND_WIDE_BEFORE, **at_lr(2e-4), "projection": "off", "balanced_attribute_loss": True}),
+    "cond-wide-acgan-wbce": cond_wide(**at_lr(2e-4), projection="off",
+                                      balanced_attribute_loss=True),
     # ... and both: three times AC-GAN's weight with its loss balanced (the two that lifted hats
     # from 21% to about 60% each, at no KID cost, on one seed each). The cpu-wide-conditional
     # preset's recipe since it met #10's conditional goal on seeds 0, 1 and 2
-    "cond-wide-acgan-al3-wbce": ("cpu-wide-conditional", {
-        **COND_WIDE_BEFORE, **at_lr(2e-4), "projection": "off", "attribute_loss": 3.0,
-        "balanced_attribute_loss": True}),
+    "cond-wide-acgan-al3-wbce": cond_wide(**at_lr(2e-4), projection="off", attribute_loss=3.0,
+                                          balanced_attribute_loss=True),
 }
 
 
