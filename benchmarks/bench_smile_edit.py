@@ -30,7 +30,10 @@ before and after."
    the reconstructions (the baseline: should be low); the mean over faces and the 39 other
    attributes of |p(edit) - p(reconstruction)| (the edit's own move), and of
    |p(edit) - p(photo)| (what the user sees move: the inversion's drift and the edit's move
-   together), and the attribute that moved most. Also how
+   together), and the attribute that moved most; and how much of the picture the edit
+   changed, as the PSNR of the edited face against the reconstruction it was made from and
+   against the photo (the classifier's 39 numbers can stay put while the person, the hair
+   colour or the background changes; the pixels cannot). Also how
    far the reconstruction's other attributes are from the photo's (the inversion's own drift).
    With two or more ``--label-strength`` values, one more row, "per-face smallest (bound)":
    each face at the smallest of them the classifier calls smiling. It chooses with the judge,
@@ -188,27 +191,44 @@ def edit_measures(p_recon: np.ndarray, p_edit: np.ndarray, names: list[str],
     }
 
 
+def pixel_measures(base: np.ndarray, edit: np.ndarray, photo: np.ndarray) -> dict:
+    """How much of the picture one route changed (uint8 faces): the mean PSNR in dB of the
+    edits against the faces they were made from (the reconstruction, tuned or not) and against
+    the photos. Lower = more changed; a smile alone changes the mouth and cheeks, so it stays
+    high. Identical faces (no change) count as 100 dB, not infinity, so means stay finite."""
+    from facelib.latent import reconstruction_errors
+
+    def mean_db(a, b):
+        return float(np.mean(np.minimum(reconstruction_errors(a, b)[1], 100.0)))
+
+    return {"pixels_psnr_db_from_reconstruction": mean_db(base, edit),
+            "pixels_psnr_db_from_photo": mean_db(photo, edit)}
+
+
 def smallest_smiling_bound(edits, scored, j: int, route_name: str = "label"):
     """Each face at the smallest label strength the classifier calls smiling (the largest where
-    none does): (its probabilities (N, 40), the mean strength chosen), or None with fewer than
-    two label strengths. Not an edit a user can make: it picks with the judge itself, so it
+    none does): (its probabilities (N, 40), the mean strength chosen, its images), or None with
+    fewer than two label strengths. Not an edit a user can make: it picks with the judge itself, so it
     bounds from below how little the other attributes can move at that share of smiles."""
-    label = sorted(((strength, p) for (route, strength, _), p in zip(edits, scored)
+    label = sorted(((strength, p, images) for (route, strength, images), p in zip(edits, scored)
                     if route == route_name), key=lambda row: row[0])
     if len(label) < 2:
         return None
-    strengths = np.array([s for s, _ in label])
-    p = np.stack([p for _, p in label])             # (strengths, faces, attributes)
+    strengths = np.array([s for s, _, _ in label])
+    p = np.stack([p for _, p, _ in label])             # (strengths, faces, attributes)
+    images = np.stack([im for _, _, im in label])      # (strengths, faces, H, W, 3)
     smiling = p[:, :, j] >= 0.5
     pick = np.where(smiling.any(axis=0), smiling.argmax(axis=0), len(label) - 1)
-    return p[pick, np.arange(p.shape[1])], float(strengths[pick].mean())
+    faces = np.arange(p.shape[1])
+    return p[pick, faces], float(strengths[pick].mean()), images[pick, faces]
 
 
 def markdown_table(report: dict) -> str:
     lines = ["| route | strength | faces | PSNR dB | smiling: recon | smiling: edit (goal >= "
              f"{GOAL_SHARE:.0%}) | mean abs change, other 39 (goal <= {GOAL_OTHERS}) | "
-             "the same, from the photo | most moved other (mean abs / mean change) | goals |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "the same, from the photo | most moved other (mean abs / mean change) | "
+             "edit vs its reconstruction, PSNR dB | goals |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for r in report["routes"]:
         top = r["most_moved"]
         goals = "both" if r["goal_smiling_share_met"] and r["goal_others_met"] else (
@@ -220,7 +240,7 @@ def markdown_table(report: dict) -> str:
             f"{r['smiling_share_reconstruction']:.0%} | {r['smiling_share_edit']:.0%} | "
             f"{r['others_mean_abs_change']:.3f} | {r['others_mean_abs_change_from_photo']:.3f} | "
             f"{top['attribute']} ({top['mean_abs_change']:.3f} / {top['mean_change']:+.3f}) "
-            f"| {goals} |")
+            f"| {r['pixels_psnr_db_from_reconstruction']:.1f} | {goals} |")
     return "\n".join(lines)
 
 
@@ -356,21 +376,24 @@ def main(argv=None) -> int:
     j = names.index(TARGET)
     routes, scored = [], []
     p_tuned = None if tuned_recon is None else clf.predict_proba(tuned_recon)
-    for group, p_base, psnr_db in ((edits, p_recon, float(np.mean(result.psnr))),
-                                   (tuned_edits, p_tuned, tuning and tuning["psnr_db"])):
+    for group, p_base, base, psnr_db in (
+            (edits, p_recon, result.reconstructions, float(np.mean(result.psnr))),
+            (tuned_edits, p_tuned, tuned_recon, tuning and tuning["psnr_db"])):
         group_scores = []
         for route, strength, images in group:
             p_edit = clf.predict_proba(images)
             group_scores.append(p_edit)
             routes.append({"route": route, "strength": strength, "psnr_db": psnr_db,
-                           **edit_measures(p_base, p_edit, names, p_photo)})
+                           **edit_measures(p_base, p_edit, names, p_photo),
+                           **pixel_measures(base, images, result.targets)})
         label = "label" if group is edits else "label, tuned"
         bound = smallest_smiling_bound(group, group_scores, j, label)
         if bound is not None:
-            p_bound, mean_strength = bound
+            p_bound, mean_strength, bound_images = bound
             routes.append({"route": f"{label}, per-face smallest (bound)", "strength": None,
                            "mean_strength": mean_strength, "psnr_db": psnr_db,
-                           **edit_measures(p_base, p_bound, names, p_photo)})
+                           **edit_measures(p_base, p_bound, names, p_photo),
+                           **pixel_measures(base, bound_images, result.targets)})
         scored += group_scores
     edits = edits + tuned_edits
     others = [i for i in range(len(names)) if i != j]
