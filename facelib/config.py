@@ -344,7 +344,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "colab": dict(resolution=64, latent_dim=100, g_width=512, d_width=512, batch_size=128,
                   steps=30000, precision="mixed_float16", jit_compile=True, log_every=100,
                   checkpoint_every=1000, ema_decay=0.999),
-    # CPU, minutes: attribute control at widths 128 (the recipe of the earlier
+    # CPU, minutes: attribute control at widths 128 (the recipe of an earlier
     # pretrained:celeba32-cond; cpu-wide-conditional beats it, below). The cpu preset's
     # DCGAN, conditional, with AC-GAN's attribute head (balanced control accuracy 0.66 over the
     # 40 attributes against 0.55-0.58 without it), spectral norm and hinge loss, two time-scale
@@ -366,11 +366,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # below the attribute classifier's on real faces for each of Male, Smiling, Eyeglasses,
     # Blond_Hair, Black_Hair, Young, Wearing_Hat and Bald (#10's conditional goal, on every
     # seed): asked for a hat, 74-84% of faces wear one (real hats: 73%). Each lever alone fell
-    # short: with the projection (the recipe before, and that of pretrained:celeba32-cond: --set
-    # projection=random --set attribute_loss=1 --set balanced_attribute_loss=false) KID 0.021 at
-    # 20 minutes; without it at weight 1, hats in 21%; weight 3 or the balanced loss alone, hats
-    # in 57-62%. 42,000 steps: about 40 minutes on 2 cores in bfloat16 (add --precision
-    # mixed_bfloat16 where the CPU has bfloat16 units); --minutes stops it earlier.
+    # short: with the projection (the recipe before, and that of the celeba32-cond shipped
+    # before this one: --set projection=random --set attribute_loss=1 --set
+    # balanced_attribute_loss=false) KID 0.021 at 20 minutes; without it at weight 1, hats in
+    # 21%; weight 3 or the balanced loss alone, hats in 57-62%. 42,000 steps: about 40 minutes
+    # on 2 cores in bfloat16 (add --precision mixed_bfloat16 where the CPU has bfloat16 units);
+    # --minutes stops it earlier. pretrained:celeba32-cond is this recipe's seed-0 run at 40
+    # CPU-minutes (30,134 steps).
     "cpu-wide-conditional": dict(_CPU_WIDE, conditional=True, projection="off",
                                  attribute_loss=3.0, balanced_attribute_loss=True, **_LONG_RUN,
                                  steps=42000),

@@ -259,6 +259,6 @@ def test_conditional_reference_obeys_its_attributes(tmp_path, monkeypatch):
         k = clf.attribute_names.index(name)
         on = clf.predict_proba(run.synthesize(z, {name: 1}, seed=1))[:, k]
         off = clf.predict_proba(run.synthesize(z, {name: 0}, seed=1))[:, k]
-        # no control would give equal shares; the shipped network: Eyeglasses 0.27 apart, Male and
-        # Smiling more than 0.3
-        assert (on > 0.5).mean() - (off > 0.5).mean() > 0.2, (name, on.mean(), off.mean())
+        # no control would give equal shares; the shipped network: 0.78 (Smiling) to 0.85 apart,
+        # the one shipped before it 0.67 (Eyeglasses) to 0.89
+        assert (on > 0.5).mean() - (off > 0.5).mean() > 0.5, (name, on.mean(), off.mean())

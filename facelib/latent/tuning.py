@@ -2,7 +2,7 @@
 the photo, then edit with that copy.
 
 Why: ``invert`` only moves z, so the reconstruction is the closest face the generator can draw,
-and a small generator draws few faces (about 21 dB PSNR at 32 px for celeba32-cond): the edit
+and a small generator draws few faces (18-21 dB PSNR at 32 px for celeba32-cond): the edit
 then smiles on somebody else's face. Pivotal tuning (Roich et al. 2022, "Pivotal Tuning for
 Latent-based Editing of Real Images") keeps the inverted z as a pivot and trains the
 generator's weights, for a few hundred steps, so that G(pivot) reproduces the photo (the same
