@@ -145,8 +145,9 @@ CANDIDATES = {
     # the 64 px preset for a few thousand faces (widths 256, spectral norm, hinge, DiffAugment on
     # every face, EMA 0.995), beside cpu and cpu-wide at --resolution 64
     "small-data": ("small-data", {"precision": "auto"}),
-    # the conditional recipe of an earlier pretrained:celeba32-cond (cpu-conditional), drawing its faces for the training
-    # faces' attribute rows; and the same with ADA's adaptive DiffAugment
+    # the conditional recipe of an earlier pretrained:celeba32-cond (cpu-conditional), drawing
+    # its faces for the training faces' attribute rows; and the same with ADA's adaptive
+    # DiffAugment
     "cond": ("cpu-conditional", {"precision": "auto"}),
     "cond-ada": ("cpu-conditional", {"precision": "auto", "ada_target": 0.6}),
     # the unconditional winner made conditional: cpu-wide's recipe (non-saturating loss, ADA over
