@@ -208,9 +208,11 @@ def pixel_measures(base: np.ndarray, edit: np.ndarray, photo: np.ndarray) -> dic
 def smallest_smiling_bound(edits, scored, j: int, route_name: str = "label"):
     """Each face at the smallest label strength the classifier calls smiling (the largest where
     none does): (its probabilities (N, 40), the mean strength chosen, its images), or None with
-    fewer than two label strengths. Not an edit a user can make: it picks with the judge itself, so it
-    bounds from below how little the other attributes can move at that share of smiles."""
-    label = sorted(((strength, p, images) for (route, strength, images), p in zip(edits, scored)
+    fewer than two label strengths. Not an edit a user can make: it picks with the judge
+    itself, so it bounds from below how little the other attributes can move at that share of
+    smiles."""
+    label = sorted(((strength, p, images)
+                    for (route, strength, images), p in zip(edits, scored)
                     if route == route_name), key=lambda row: row[0])
     if len(label) < 2:
         return None
