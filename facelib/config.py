@@ -45,7 +45,9 @@ class Config:
     num_attributes: int = 40
     # AC-GAN (Odena et al. 2017) beside the projection (or alone, projection="off"): D also
     # predicts the attributes (a second head), learnt on real faces; G is pushed to make its
-    # faces' attributes readable.
+    # faces' attributes readable. On an unconditional run the head is D's alone: it learns the
+    # labels of real faces and G, which is given none, gets no attribute term (a D whose
+    # features must carry what CelebA's annotators saw; the labels shape D, not G's input).
     attribute_loss: float = 0.0
     # AC-GAN's loss per attribute as balanced cross-entropy: its present rows weighted by
     # 0.5 / p and its absent rows by 0.5 / (1 - p) (p its share of the training rows, each weight
@@ -186,9 +188,6 @@ class Config:
             bad("ema_decay", "a float in [0, 1) (0 disables the EMA generator)")
         if float(self.attribute_loss) < 0:
             bad("attribute_loss", "a float >= 0 (0: off)")
-        if self.attribute_loss > 0 and not self.conditional:
-            bad("attribute_loss", "0 for an unconditional run (the attribute loss needs "
-                "conditional=true)")
         if self.balanced_attribute_loss and self.attribute_loss <= 0:
             bad("balanced_attribute_loss", "false unless attribute_loss > 0 (it weights AC-GAN's "
                 "attribute loss)")

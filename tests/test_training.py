@@ -488,11 +488,44 @@ def test_logged_real_logit_is_ds_real_or_fake_logit_not_its_attribute_logits(cac
     assert abs(float(logits[:, 0].mean()) - float(logits.mean())) > 1e-3  # the two differ here
 
 
-def test_attribute_loss_needs_a_conditional_run():
-    from facelib.errors import FacelibError
+def test_unconditional_attribute_loss_trains_d_alone_on_the_labels(cache32):
+    """On an unconditional run the attribute head is D's alone: D's attribute loss falls on
+    real faces' labels, G takes z only and its loss has no attribute term (with the weights
+    held still, the step's G loss is the loss of D's real/fake logit on G's faces alone)."""
+    import tensorflow as tf
 
-    with pytest.raises(FacelibError, match="attribute_loss.*conditional=true"):
-        preset("smoke", attribute_loss=1.0)
+    from facelib.data.cache import FaceCache
+    from facelib.training.gan import _G_LATENT, GAN
+
+    cache = FaceCache.open(cache32)
+    idx = cache.indices("train")[:32]
+    x = tf.constant(np.asarray(cache.images[idx], np.float32) / 127.5 - 1.0)
+    y = tf.constant(np.asarray(cache.attributes[idx], np.float32))
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    cfg = preset("smoke", attribute_loss=1.0, batch_size=32, d_lr=5e-3)
+    gan = GAN(cfg)
+    gan.compile()
+    assert len(gan.generator.inputs) == 1  # z only
+    assert gan.discriminator.output.shape[-1] == 41  # logit, then 40 attribute logits
+
+    def loss():
+        return float(np.mean(gan._attribute_loss(gan.discriminator(x)[:, 1:], y)))
+
+    before = loss()
+    history = gan.fit(data, steps_per_epoch=30, epochs=1, verbose=0).history
+    assert loss() < 0.85 * before and "attribute_loss" in history
+
+    frozen = preset("smoke", attribute_loss=1.0, batch_size=32, d_lr=1e-12, g_lr=1e-12,
+                    augment="none")
+    gan = GAN(frozen)
+    gan.compile()
+    z = gan._draw("normal", _G_LATENT, 32, frozen.latent_dim)  # G's latents at step 0
+    out = gan.discriminator(gan.generator(z, training=True), training=True)
+    without_head = float(tf.reduce_mean(gan._g_loss_fn(tf.cast(out[:, 0], tf.float32))))
+    with_head = without_head + float(np.mean(gan._attribute_loss(out[:, 1:], y)))
+    g_loss = gan.fit(data, steps_per_epoch=1, epochs=1, verbose=0).history["g_loss"][0]
+    assert g_loss == pytest.approx(without_head, rel=1e-3)
+    assert abs(with_head - without_head) > 0.1  # the term it leaves out is not negligible
 
 
 def _linear_critic(weights):

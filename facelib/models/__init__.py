@@ -19,7 +19,7 @@ def build_generator(config: Config, name: str = "generator"):
 def build_discriminator(config: Config, name: str = "discriminator"):
     """images [, attributes] -> one logit per image, in the architecture the config names."""
     model = ARCHITECTURES[config.architecture].build_discriminator(config, name=name)
-    if config.conditional and config.attribute_loss > 0:
+    if config.attribute_loss > 0:  # AC-GAN's head; on an unconditional run, D's alone
         model = _with_attribute_head(model, config, name)
     seeds.seed_power_iteration(model, config.seed)
     return model

@@ -240,7 +240,7 @@ class GAN(keras.Model):
             fake_in = self._augment(tf.cast(fake, real.dtype), _G_AUG)
             logit, attr_logits = self._read(fake_in, attrs)
             per_example = self._g_loss_fn(logit)
-            if cfg.attribute_loss > 0:  # ... and G makes them readable on its faces
+            if cfg.attribute_loss > 0 and cfg.conditional:  # ... and G makes them readable
                 per_example = per_example + cfg.attribute_loss * self._attribute_loss(attr_logits, attrs)
             g_loss = average(per_example)
             scaled = self.g_optimizer.scale_loss(g_loss) if cfg.precision == "mixed_float16" else g_loss
