@@ -124,6 +124,11 @@ CANDIDATES = {
     # 0.0091 at 40 minutes); does a D made to read the labels of real faces carry part of that
     # to a G that never sees them?
     "cpu-wide-lr2x-dattr": ("cpu-wide", {**at_lr(4e-4), "attribute_loss": 1.0}),
+    # ... with the head as the conditional recipe has it: three times the weight, each
+    # attribute's loss balanced between its present and absent rows (hats weigh as much as
+    # smiles), the two levers that lifted that recipe's control without costing KID
+    "cpu-wide-lr2x-dattr3": ("cpu-wide", {**at_lr(4e-4), "attribute_loss": 3.0,
+                                          "balanced_attribute_loss": True}),
     # ... with half the batch (16): more, cheaper steps that see fewer faces each, the other
     # side of cpu-b64
     "cpu-wide-b16": ("cpu-wide", {**WIDE_AT_2E4, "batch_size": 16}),

@@ -6,11 +6,11 @@ The one interface every analysis uses is a trained run folder::
     faces = run.generate(16, seed=0)                # uint8 NHWC
 """
 
-from facelib.config import Config, preset
+from facelib.config import Config, conditional_preset, preset
 from facelib.errors import FacelibError
 
 __version__ = "0.1.0"
-__all__ = ["Config", "FacelibError", "load_run", "preset", "__version__"]
+__all__ = ["Config", "FacelibError", "conditional_preset", "load_run", "preset", "__version__"]
 
 
 def load_run(spec, checkpoint: str | None = None):

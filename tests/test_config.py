@@ -63,3 +63,25 @@ def test_precision_reads_the_legacy_mixed_precision_switch_once():
         preset("cpu", precision="bf16")
     with pytest.raises(FacelibError, match="architecture.*resnet"):
         preset("cpu", architecture="stylegan")
+
+
+def test_conditional_preset_conditions_the_measured_way_and_overrides_win():
+    """`conditional_preset` (`train --conditional`, notebook 04) gives an unconditional preset
+    cpu-wide-conditional's conditioning, not a projection D alone; fields given win, and a
+    preset that is conditional already keeps its own measured recipe."""
+    from facelib.config import CONDITIONING, conditional_preset
+
+    for name in ("smoke", "cpu", "colab"):
+        cfg = conditional_preset(name)
+        assert cfg == preset(name, **CONDITIONING)
+        assert (cfg.conditional, cfg.projection, cfg.attribute_loss,
+                cfg.balanced_attribute_loss) == (True, "off", 3.0, True)
+        assert preset(name).projection == "random"  # the plain preset is untouched
+    cfg = conditional_preset("smoke", projection="random", attribute_loss=1.0, steps=7)
+    assert (cfg.projection, cfg.attribute_loss, cfg.steps) == ("random", 1.0, 7)
+    # the measured conditional presets stay as measured (cpu-conditional: projection + AC-GAN)
+    assert conditional_preset("cpu-conditional") == preset("cpu-conditional")
+    assert conditional_preset("cpu-conditional").projection == "random"
+    assert conditional_preset("cpu-wide-conditional") == preset("cpu-wide-conditional")
+    with pytest.raises(FacelibError, match="unknown preset 'huge'"):
+        conditional_preset("huge")

@@ -298,7 +298,10 @@ def test_cli_trains_with_balanced_attribute_loss(tmp_path, _hermetic_cache):
     assert main(["train", "--data", str(sample_cache(64)), "--preset", "smoke", "--conditional",
                  "--steps", "2", "--quiet", "--run", str(run), "--set", "attribute_loss=1",
                  "--set", "balanced_attribute_loss=true", "--set", "log_every=1"]) == 0
-    assert json.loads((run / "config.json").read_text())["balanced_attribute_loss"] is True
+    saved = json.loads((run / "config.json").read_text())
+    # --conditional brings the measured conditioning (no projection); --set attribute_loss wins
+    assert (saved["balanced_attribute_loss"], saved["projection"], saved["attribute_loss"]) == (
+        True, "off", 1.0)
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any(np.isfinite(row.get("attribute_loss", np.nan)) for row in logged)
 

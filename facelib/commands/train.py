@@ -25,7 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--loss", choices=("ns", "hinge", "wgan-gp"))
     p.add_argument("--augment", choices=("none", "diffaugment"))
     p.add_argument("--conditional", action="store_true", default=None,
-                   help="condition on the 40 CelebA attributes (projection discriminator)")
+                   help="condition on the 40 CelebA attributes the measured way: conditional "
+                   "BatchNorm in G, AC-GAN's attribute head in D at weight 3 with a balanced "
+                   "loss, no projection term (--set projection=random adds one); a conditional "
+                   "preset keeps its own recipe")
     p.add_argument("--spectral-norm", action="store_true", default=None)
     p.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
                    help="mixed_float16 on GPUs; mixed_bfloat16 on TPUs and CPUs with bfloat16 "
@@ -85,7 +88,7 @@ def overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from facelib.config import preset
+    from facelib.config import conditional_preset, preset
     from facelib.run.folder import RunFolder
     from facelib.run.train import train
 
@@ -100,6 +103,8 @@ def run(args) -> int:
     if args.resume and folder.exists():
         # The trainer refuses changes other than steps and logging frequencies.
         config = folder.read_config().replace(**overrides(args))
+    elif args.conditional:
+        config = conditional_preset(args.preset, **overrides(args))
     else:
         config = preset(args.preset, **overrides(args))
     print(f"run folder: {run_dir}", flush=True)
