@@ -185,7 +185,10 @@ def test_worker_processes_write_the_same_cache_and_skip_the_same_files(celeba_co
         if workers == 1:
             assert pids == {str(os.getpid())}
         elif sys.platform.startswith("linux"):  # forked: the patch is there
-            assert len(pids) == workers and str(os.getpid()) not in pids
+            # The workers load every image and there are no more of them than asked for; how
+            # the tasks spread over them is the scheduler's (on busy cores one worker can take
+            # them all before another starts), so their number is not asserted.
+            assert pids and len(pids) <= workers and str(os.getpid()) not in pids
     assert caches[1] == caches[2] == caches[3]  # byte for byte
     for r in reports.values():
         assert r.written == 20 and r.skipped_files == bad and r.missing == 1
