@@ -309,8 +309,9 @@ _LONG_RUN = dict(checkpoint_every=1000, epoch_steps=500)
 # How a run conditions on the 40 attributes, the measured way (cpu-wide-conditional's recipe,
 # whose comment has the numbers): conditional BatchNorm in G, no projection term in D, and
 # AC-GAN's attribute head at three times its weight with its loss balanced per attribute. With
-# conditional=True alone, D is a projection discriminator, the recipe that read KID 0.021 at 20
-# minutes against 0.0087 and, without AC-GAN's head, control 0.55-0.58 over the 40 attributes.
+# conditional=True alone, D is a projection discriminator without AC-GAN's head: control
+# 0.55-0.58 over the 40 attributes in #10's first runs; with the head at weight 1 beside the
+# projection, KID 0.021 at 20 minutes where this recipe reads 0.0087 (cpu-wide widths).
 # `train --conditional`, conditional_preset() and notebook 04 use it.
 CONDITIONING = dict(conditional=True, projection="off", attribute_loss=3.0,
                     balanced_attribute_loss=True)
