@@ -548,10 +548,11 @@ def _labelled_faces(cache32, n: int = 32):
     import tensorflow as tf
 
     from facelib.data.cache import FaceCache
+    from facelib.images import to_float
 
     cache = FaceCache.open(cache32)
     idx = cache.indices("train")[:n]
-    return (tf.constant(np.asarray(cache.images[idx], np.float32) / 127.5 - 1.0),
+    return (tf.constant(to_float(cache.images[idx])),
             tf.constant(np.asarray(cache.attributes[idx], np.float32)))
 
 
