@@ -31,7 +31,7 @@ from facelib.data.cache import FaceCache
 from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.atomic import replace_file, write_json
 from facelib.errors import FacelibError
-from facelib.images import resize_batch, to_uint8
+from facelib.images import resize_batch, to_float, to_uint8
 from facelib.run.pretrained import is_pretrained, pretrained_path
 
 FORMAT = "facelib-attribute-classifier-v1"
@@ -101,7 +101,7 @@ def _to_model_input(batch: np.ndarray, resolution: int) -> np.ndarray:
             return x.astype(np.float32)
         x = to_uint8(x)
     x = resize_batch(x, resolution)
-    return x.astype(np.float32) / 127.5 - 1.0
+    return to_float(x)
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def make_training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: in
         x = np.asarray(images[rows])
         if augment:
             x = augment_batch(x, np.random.default_rng([seed, epoch, b]), **augment_options)
-        return (x.astype(np.float32) / 127.5 - 1.0), labels[rows]
+        return to_float(x), labels[rows]
 
     def tf_batch(k):
         x, y = tf.numpy_function(make_batch, [k], [tf.float32, tf.float32])

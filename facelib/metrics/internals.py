@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from facelib.errors import FacelibError
-from facelib.images import to_uint8
+from facelib.images import to_float, to_uint8
 
 
 def conv_layers(model) -> list:
@@ -154,7 +154,7 @@ def internals_figure(run, path, seed: int = 0, top_k: int = 6, real_image=None,
             if real.shape != fake_u8.shape or real.dtype != np.uint8:
                 raise FacelibError(f"real_image must be uint8 {fake_u8.shape} like the run's faces,"
                                    f" got {real.dtype} {real.shape}")
-            sections.append(d_section(real[None].astype(np.float32) / 127.5 - 1.0, real, "real"))
+            sections.append(d_section(to_float(real[None]), real, "real"))
     # Run.label says pretrained:NAME for a shipped network; measures may not import the run
     # layer's run_label, so other generator objects are named by their path here.
     name = getattr(run, "label", None) or Path(run.path).name
