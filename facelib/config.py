@@ -86,6 +86,11 @@ class Config:
     # resolution gets one more channel, how much its features vary over groups of this many
     # faces, so a batch of near-copies looks fake. 0: off; StyleGAN2-ADA's group: 4.
     minibatch_std: int = 0
+    # A frozen pretrained network whose feature maps D also reads, through heads of its own
+    # (Projected GANs, Sauer et al. 2021; facelib.models.projected): "" (off), or an attribute
+    # classifier at the run's resolution, "pretrained:celeba32-attributes" or a folder written
+    # by train-classifier.
+    d_features: str = ""
     n_critic: int = 1
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -216,6 +221,8 @@ class Config:
         if self.minibatch_std and self.batch_size % self.minibatch_std:
             bad("minibatch_std", f"a group size that divides batch_size ({self.batch_size}), "
                 "e.g. 4")
+        if self.d_features and not self.d_features.strip():
+            bad("d_features", "'' (off), pretrained:celeba32-attributes or a classifier folder")
         if not 0 <= float(self.lecam_decay) < 1:
             bad("lecam_decay", "a float in [0, 1) (the LeCam paper's 0.99)")
         if not 0 <= float(self.ada_target) < 1:

@@ -303,3 +303,67 @@ def test_minibatch_std_group_is_refused_in_one_line_unless_it_divides_the_batch(
     with pytest.raises(FacelibError, match="minibatch_std") as e:
         preset("smoke", minibatch_std=value)  # batch 16
     assert "\n" not in str(e.value)
+
+
+def test_feature_heads_read_the_classifiers_frozen_features_beside_the_pixel_d():
+    """d_features: the rebuilt feature stack computes the classifier's own activations (its
+    BatchNorm in inference mode even in a training call); D's logit is the pixel D's plus the
+    heads'; a D step moves the heads and leaves the pretrained weights as they were."""
+    import keras
+    import tensorflow as tf
+
+    from facelib.models import build_discriminator, projected
+    from facelib.run import feature_network
+
+    cfg = preset("smoke", d_features="pretrained:celeba32-attributes")
+    net = feature_network.load(cfg)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    reference = keras.Model(net.input, [net.get_layer(n).output for n in projected.TAPS])
+    for got, want in zip(projected.frozen_taps(net, 32)(x, training=True),
+                         reference(x, training=False)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+    d = build_discriminator(cfg, feature_network=net)
+    plain = build_discriminator(cfg.replace(d_features=""))  # the same seeded pixel D
+    assert d(x).shape == (4, 1) and d(x).dtype == "float32"
+    assert np.abs(np.asarray(d(x)) - np.asarray(plain(x))).min() > 1e-4  # the heads add to it
+    frozen = d.get_layer("pretrained_features")
+    assert not frozen.trainable_weights and len(frozen.weights) == 5 * 4  # conv + BN's 4, 4 blocks
+    before = [np.asarray(w).copy() for w in frozen.weights]
+    heads = [w for w in d.trainable_weights if w.path.startswith("features")]
+    heads_before = [np.asarray(w).copy() for w in heads]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.softplus(-d(x, training=True)))
+    grads = tape.gradient(loss, d.trainable_weights)
+    keras.optimizers.SGD(0.1).apply_gradients(zip(grads, d.trainable_weights))
+    for w, w0 in zip(frozen.weights, before):
+        np.testing.assert_array_equal(np.asarray(w), w0)
+    assert all(not np.allclose(np.asarray(w), w0) for w, w0 in zip(heads, heads_before))
+
+
+def test_feature_heads_refuse_a_missing_or_wrong_network_in_one_line(tmp_path):
+    from facelib.errors import FacelibError
+    from facelib.models import build_discriminator, build_generator
+    from facelib.run import feature_network
+
+    cfg = preset("smoke", d_features="pretrained:celeba32-attributes")
+    net = feature_network.load(cfg)
+    cases = [
+        (lambda: build_discriminator(cfg), "feature_network"),
+        (lambda: build_discriminator(cfg.replace(resolution=64), feature_network=net),
+         "32 px faces, the run is at 64 px"),
+        (lambda: build_discriminator(cfg, feature_network=build_generator(cfg)),
+         "lacks the layers"),
+        (lambda: feature_network.load(cfg.replace(d_features=str(tmp_path))), "not found"),
+        (lambda: feature_network.load(cfg.replace(d_features="pretrained:celeba32")),
+         "no pretrained network"),
+        (lambda: preset("smoke", d_features=" "), "d_features"),
+    ]
+    for call, message in cases:
+        with pytest.raises(FacelibError, match=message) as e:
+            call()
+        assert "\n" not in str(e.value)
+    (tmp_path / "classifier.keras").write_bytes(b"not a keras file")
+    with pytest.raises(FacelibError, match="could not be loaded") as e:
+        feature_network.load(cfg.replace(d_features=str(tmp_path)))
+    assert "\n" not in str(e.value)

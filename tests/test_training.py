@@ -77,11 +77,13 @@ def test_generate_is_seeded(tiny_run):
     # ... and so are LeCam's moving averages
     dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3,
          diffaugment_policy=("color", "translation", "geometric", "cutout"), lecam_weight=0.3),
+    dict(d_features="pretrained:celeba32-attributes"),  # the frozen weights too
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
     """8 steps in one go == 4 steps, a fresh process-like restart from the checkpoint, 4 more.
     Epochs of 3 steps put the interruption mid-epoch."""
+    from facelib.run import feature_network
     from facelib.run.checkpoints import CheckpointManager
     from facelib.training.gan import GAN
     from facelib.run.train import train
@@ -92,7 +94,7 @@ def test_resume_equals_uninterrupted(cache32, tmp_path, options):
     train(cfg, tmp_path / "b", data=cache32, resume=True, verbose=0)
 
     def load(run):
-        gan = GAN(cfg)
+        gan = GAN(cfg, feature_network=feature_network.load(cfg))
         gan.compile()
         CheckpointManager(run / "checkpoints").restore(gan, CheckpointManager(run / "checkpoints").latest())
         return gan
@@ -109,6 +111,12 @@ def test_resume_equals_uninterrupted(cache32, tmp_path, options):
     if a.lecam_state is not None:
         assert float(a.lecam_state.numpy()[2]) > 0
         np.testing.assert_allclose(a.lecam_state.numpy(), b.lecam_state.numpy(), rtol=1e-5)
+    if cfg.d_features:  # analyses get the same D, its feature heads included
+        from facelib import load_run
+
+        x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+        np.testing.assert_allclose(np.asarray(load_run(tmp_path / "a").discriminator()(x)),
+                                   np.asarray(a.discriminator(x)), rtol=1e-5, atol=1e-5)
 
 
 def test_a_run_folder_is_not_overwritten_without_resume(tiny_run, cache32):

@@ -6,7 +6,8 @@ import keras
 from keras import layers
 
 from facelib.config import Config
-from facelib.models import dcgan, resnet, seeds
+from facelib.errors import FacelibError
+from facelib.models import dcgan, projected, resnet, seeds
 
 ARCHITECTURES = {"dcgan": dcgan, "resnet": resnet}
 
@@ -16,9 +17,17 @@ def build_generator(config: Config, name: str = "generator"):
     return ARCHITECTURES[config.architecture].build_generator(config, name=name)
 
 
-def build_discriminator(config: Config, name: str = "discriminator"):
-    """images [, attributes] -> one logit per image, in the architecture the config names."""
+def build_discriminator(config: Config, name: str = "discriminator", feature_network=None):
+    """images [, attributes] -> one logit per image, in the architecture the config names.
+
+    feature_network: the pretrained network that ``config.d_features`` names, loaded by the
+    caller (``facelib.run.feature_network``); its frozen features get heads of their own."""
     model = ARCHITECTURES[config.architecture].build_discriminator(config, name=name)
+    if config.d_features:
+        if feature_network is None:
+            raise FacelibError(f"d_features={config.d_features!r} needs its network: pass "
+                               "feature_network=facelib.run.feature_network.load(config)")
+        model = projected.with_feature_heads(model, config, feature_network, name)
     if config.attribute_loss > 0:  # AC-GAN's head; on an unconditional run, D's alone
         model = _with_attribute_head(model, config, name)
     seeds.seed_power_iteration(model, config.seed)

@@ -4,4 +4,5 @@
     checkpoints.py  atomic checkpoints of a whole GAN under RUN/checkpoints
     train.py        config + data + run folder -> a trained, resumable run
     interface.py    Run: a checkpoint's generator behind the narrow interface analyses use
+    feature_network.py  the pretrained network config.d_features names, loaded for D
 """

@@ -12,6 +12,7 @@ need to know how the run was trained::
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import sys
 import warnings
@@ -26,6 +27,7 @@ from facelib.data.celeba import ATTRIBUTE_NAMES
 from facelib.errors import FacelibError
 from facelib.images import to_uint8
 from facelib.models import build_discriminator, build_generator
+from facelib.run import feature_network
 from facelib.run.checkpoints import DamagedCheckpoint
 from facelib.run.folder import RunFolder, parse_run_spec
 from facelib.run.pretrained import PREFIX, name_of
@@ -129,7 +131,9 @@ class Run:
         weights = Path(self.checkpoint) / "discriminator.weights.h5"
         if not weights.is_file():
             return None
-        model = build_float32(build_discriminator, self.config)
+        network = feature_network.load(self.config)
+        model = build_float32(functools.partial(build_discriminator, feature_network=network),
+                              self.config)
         try:
             model.load_weights(weights)
         except OSError as e:

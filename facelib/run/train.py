@@ -24,6 +24,7 @@ from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
 from facelib.images import resize_batch
 from facelib.models import build_generator
+from facelib.run import feature_network
 from facelib.run.folder import RunFolder
 from facelib.training.callbacks import Checkpointer, MetricsLog, SampleGrid, TimeBudget
 from facelib.training.gan import GAN
@@ -167,6 +168,7 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
     # checked before anything is written or built
     weights = balance_weights(cache, config.balance_attributes, config.balance_share)
 
+    features = feature_network.load(config)
     folder.write_config(config)
     folder.write_data_info(data, len(cache), n_train, cache.resolution)
     folder.write_attribute_prior(cache.attributes[cache.indices("train")], cache.attribute_names)
@@ -178,7 +180,8 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
     try:
         with strategy.scope():
             gan = GAN(config, attribute_share=attribute_share(cache, weights)
-                      if config.balanced_attribute_loss else None)
+                      if config.balanced_attribute_loss else None,
+                      feature_network=features)
             gan.compile()
         if resume and latest is not None:
             manager.restore(gan, latest)

@@ -52,11 +52,14 @@ class GAN(keras.Model):
     """
 
     def __init__(self, config: Config, generator: keras.Model | None = None,
-                 discriminator: keras.Model | None = None, attribute_share=None, **kwargs):
+                 discriminator: keras.Model | None = None, attribute_share=None,
+                 feature_network: keras.Model | None = None, **kwargs):
         """generator/discriminator: other architectures with the same inputs and outputs
         (default: the DCGAN pair built from ``config``). attribute_share: each attribute's share
         of the training rows (num_attributes values in [0, 1]), which
-        ``config.balanced_attribute_loss`` weights AC-GAN's loss by (``attribute_weights``)."""
+        ``config.balanced_attribute_loss`` weights AC-GAN's loss by (``attribute_weights``).
+        feature_network: the pretrained network ``config.d_features`` names
+        (``facelib.run.feature_network.load(config)``), whose frozen features D also reads."""
         super().__init__(**kwargs)
         self.config = config
         self._attribute_weights = None
@@ -66,7 +69,8 @@ class GAN(keras.Model):
                                    "training rows: GAN(config, attribute_share=rows.mean(axis=0))")
             self._attribute_weights = attribute_weights(attribute_share, config.num_attributes)
         self.generator = generator or build_generator(config)
-        self.discriminator = discriminator or build_discriminator(config)
+        self.discriminator = discriminator or build_discriminator(
+            config, feature_network=feature_network)
         self.ema_generator = None
         if config.ema_decay > 0:
             self.ema_generator = (build_generator(config, name="ema_generator") if generator is None
