@@ -367,3 +367,20 @@ def test_feature_heads_refuse_a_missing_or_wrong_network_in_one_line(tmp_path):
     with pytest.raises(FacelibError, match="could not be loaded") as e:
         feature_network.load(cfg.replace(d_features=str(tmp_path)))
     assert "\n" not in str(e.value)
+
+
+def test_feature_heads_take_a_classifier_at_another_resolution_and_follow_ds_spectral_norm():
+    """A 64 px classifier (train-classifier's layout, untrained here): its 16x16 map gets two
+    stride-2 convolutions; with spectral_norm every head layer is normalised as D's are."""
+    from facelib.classifier import build_classifier_model
+    from facelib.models import build_discriminator
+
+    cfg = preset("smoke", resolution=64, spectral_norm=True, loss="hinge",
+                 d_features="a 64 px classifier")
+    d = build_discriminator(cfg, feature_network=build_classifier_model(64, width=8))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    assert d(x).shape == (2, 1)
+    heads = [layer.name for layer in d.layers if layer.name.startswith("features")]
+    assert {"features0_down0_sn", "features0_down1_sn", "features1_down0_sn",
+            "features0_logit_sn", "features1_logit_sn", "features2_logit_sn"} <= set(heads)
+    assert not any(n.startswith("features2_down") for n in heads)  # the top map is 4x4 already

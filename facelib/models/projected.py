@@ -26,7 +26,7 @@ from facelib.models import seeds
 # The classifier's layers (facelib.classifier.build_classifier_model) whose outputs D reads.
 TAPS = ("pool1", "pool2", "relu_top")
 # The layer types of the classifier's feature stack; anything else (its training-time flip,
-# pooling, dropout and logits) is left out.
+# global pooling, dropout and logits) is left out.
 _FEATURE_LAYERS = (layers.Conv2D, layers.BatchNormalization, layers.ReLU, layers.MaxPooling2D)
 
 
@@ -70,23 +70,31 @@ def frozen_taps(network: keras.Model, resolution: int) -> keras.Model:
 
 def _head(config: Config, feature_map, index: int):
     """One feature map -> one logit: 4x4 stride-2 convolutions down to 4x4, then a Dense
-    layer, with LeakyReLU(0.2), at half D's width (D's own norm after the first convolution)."""
+    layer, with LeakyReLU(0.2), at half D's width, spectrally normalised where D is. No
+    BatchNorm: the frozen network's own has scaled the features, and a batch statistic here
+    would couple the examples that WGAN-GP's and R1's per-example gradients keep apart."""
     width = max(8, config.d_width // 2)
     h = feature_map
     size = int(feature_map.shape[1])
     i = 0
     while size > 4:
         name = f"features{index}_down{i}"
-        h = layers.Conv2D(width, 4, strides=2, padding="same", name=name,
-                          kernel_initializer=seeds.normal(config, name))(h)
-        if i > 0 and not config.spectral_norm:
-            h = layers.BatchNormalization(synchronized=True, name=f"{name}_norm")(h)
+        h = _normed(config, layers.Conv2D(width, 4, strides=2, padding="same", name=name,
+                                          kernel_initializer=seeds.normal(config, name)))(h)
         h = layers.LeakyReLU(0.2)(h)
         size //= 2
         i += 1
     h = layers.Flatten(name=f"features{index}_flat")(h)
     name = f"features{index}_logit"
-    return layers.Dense(1, kernel_initializer=seeds.normal(config, name), name=name)(h)
+    return _normed(config, layers.Dense(1, kernel_initializer=seeds.normal(config, name),
+                                        name=name))(h)
+
+
+def _normed(config: Config, layer: layers.Layer) -> layers.Layer:
+    """The layer under spectral normalisation when D's own layers are (config.spectral_norm)."""
+    if not config.spectral_norm:
+        return layer
+    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn")
 
 
 def with_feature_heads(model: keras.Model, config: Config, network: keras.Model,
