@@ -131,7 +131,7 @@ CANDIDATES = {
                                           "balanced_attribute_loss": True}),
     # ... with D also reading the shipped attribute classifier's frozen features through heads
     # of its own (Projected GANs' lever, facelib.models.projected): D's features need not be
-    # learnt from 6,400 faces while G moves; 0.73x the preset's steps per CPU-second
+    # learnt from 6,400 faces while G moves; 0.80x the preset's steps per CPU-second
     "cpu-wide-lr2x-feat": ("cpu-wide", {**at_lr(4e-4),
                                         "d_features": "pretrained:celeba32-attributes"}),
     # ... with half the batch (16): more, cheaper steps that see fewer faces each, the other
