@@ -77,7 +77,7 @@ def test_generate_is_seeded(tiny_run):
     # ... and so are LeCam's moving averages
     dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3,
          diffaugment_policy=("color", "translation", "geometric", "cutout"), lecam_weight=0.3),
-    dict(d_features="pretrained:celeba32-attributes"),  # the frozen weights too
+    dict(d_features="pretrained:celeba32-attributes"),  # D with heads on frozen features
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
@@ -111,9 +111,17 @@ def test_resume_equals_uninterrupted(cache32, tmp_path, options):
     if a.lecam_state is not None:
         assert float(a.lecam_state.numpy()[2]) > 0
         np.testing.assert_allclose(a.lecam_state.numpy(), b.lecam_state.numpy(), rtol=1e-5)
-    if cfg.d_features:  # analyses get the same D, its feature heads included
+    if cfg.d_features:  # 8 steps of fit left the network as shipped (its BatchNorm statistics
+        # too), and analyses get the same D, its feature heads included
         from facelib import load_run
 
+        shipped = feature_network.load(cfg)
+        frozen = [layer for layer in a.discriminator.get_layer("pretrained_features").layers
+                  if layer.weights]
+        assert sum(len(layer.weights) for layer in frozen) == 20  # 4 convs, 4 BatchNorms
+        for layer in frozen:
+            for w, w0 in zip(layer.get_weights(), shipped.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(w, w0)
         x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
         np.testing.assert_allclose(np.asarray(load_run(tmp_path / "a").discriminator()(x)),
                                    np.asarray(a.discriminator(x)), rtol=1e-5, atol=1e-5)
