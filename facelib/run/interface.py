@@ -12,7 +12,6 @@ need to know how the run was trained::
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import sys
 import warnings
@@ -33,13 +32,13 @@ from facelib.run.folder import RunFolder, parse_run_spec
 from facelib.run.pretrained import PREFIX, name_of
 
 
-def build_float32(builder, config: Config):
+def build_float32(builder, config: Config, **kwargs):
     """Build a network in float32 whatever the global dtype policy (a mixed-precision run's
     weights are float32 variables; inference and analysis run in float32)."""
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        return builder(config)
+        return builder(config, **kwargs)
     finally:
         keras.config.set_dtype_policy(policy)
 
@@ -131,9 +130,8 @@ class Run:
         weights = Path(self.checkpoint) / "discriminator.weights.h5"
         if not weights.is_file():
             return None
-        network = feature_network.load(self.config)
-        model = build_float32(functools.partial(build_discriminator, feature_network=network),
-                              self.config)
+        model = build_float32(build_discriminator, self.config,
+                              feature_network=feature_network.load(self.config))
         try:
             model.load_weights(weights)
         except OSError as e:

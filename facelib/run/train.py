@@ -168,7 +168,7 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
     # checked before anything is written or built
     weights = balance_weights(cache, config.balance_attributes, config.balance_share)
 
-    features = feature_network.load(config)
+    feature_net = feature_network.load(config)
     folder.write_config(config)
     folder.write_data_info(data, len(cache), n_train, cache.resolution)
     folder.write_attribute_prior(cache.attributes[cache.indices("train")], cache.attribute_names)
@@ -181,7 +181,7 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
         with strategy.scope():
             gan = GAN(config, attribute_share=attribute_share(cache, weights)
                       if config.balanced_attribute_loss else None,
-                      feature_network=features)
+                      feature_network=feature_net)
             gan.compile()
         if resume and latest is not None:
             manager.restore(gan, latest)
