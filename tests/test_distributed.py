@@ -95,3 +95,10 @@ def test_mirrored_with_augmentation_gradient_penalty_and_lecam(cache32, tmp_path
     own half would put another penalty in step 1's D loss."""
     _check(*_run(cache32, tmp_path, {"loss": "wgan-gp", "augment": "diffaugment",
                                      "lecam_weight": 1.0}))
+
+
+@pytest.mark.slow
+def test_mirrored_with_standing_statistics(cache32, tmp_path):
+    """The EMA generator's standing statistics are measured on a copy outside the replicas;
+    the mirrored run saves what the single-device run saves."""
+    _check(*_run(cache32, tmp_path, {"standing_statistics": 16}))

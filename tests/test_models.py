@@ -384,3 +384,46 @@ def test_feature_heads_take_a_classifier_at_another_resolution_and_follow_ds_spe
     assert {"features0_down0_sn", "features0_down1_sn", "features1_down0_sn",
             "features0_logit_sn", "features1_logit_sn", "features2_logit_sn"} <= set(heads)
     assert not any(n.startswith("features2_down") for n in heads)  # the top map is 4x4 already
+
+
+def test_standing_statistics_known_answer_any_batching_and_nothing_else_moves():
+    """recompute() sets a BatchNorm's moving mean to the mean of its inputs over all latents
+    (exactly, whatever the batching) and its variance to the size-weighted mean of the batches'
+    variances (the population variance in one batch); a second BatchNorm sees the first's output
+    normalised by batch statistics, as in training. Trainable weights, momentum and a frozen
+    layer's trainable flag are left as they were."""
+    import keras
+    import numpy as np
+    from keras import layers
+
+    from facelib.models.standing_statistics import batch_norms, recompute
+
+    z_in = keras.Input((3,))
+    h = layers.Dense(5, name="dense")(z_in)
+    norm = layers.BatchNormalization(momentum=0.9, name="bn1")
+    out = layers.BatchNormalization(name="bn2")(layers.ReLU()(norm(h)))
+    model = keras.Model(z_in, out)
+    norm.trainable = False
+    z = np.random.default_rng(0).standard_normal((10, 3)).astype("float32")
+    trainable = [np.asarray(w).copy() for w in model.trainable_weights]
+    pre = np.asarray(model.get_layer("dense")(z))
+
+    recompute(model, z, batch_size=16)
+    np.testing.assert_allclose(np.asarray(norm.moving_mean), pre.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(norm.moving_variance), pre.var(0), rtol=1e-4)
+    second = np.maximum((pre - pre.mean(0)) / np.sqrt(pre.var(0) + norm.epsilon), 0)
+    bn2 = model.get_layer("bn2")
+    np.testing.assert_allclose(np.asarray(bn2.moving_mean), second.mean(0), rtol=1e-4, atol=1e-5)
+
+    recompute(model, z, batch_size=4)  # batches of 4, 4 and 2
+    np.testing.assert_allclose(np.asarray(norm.moving_mean), pre.mean(0), rtol=1e-5, atol=1e-6)
+    weighted = (4 * pre[:4].var(0) + 4 * pre[4:8].var(0) + 2 * pre[8:].var(0)) / 10
+    np.testing.assert_allclose(np.asarray(norm.moving_variance), weighted, rtol=1e-4)
+    assert not np.allclose(weighted, pre.var(0), rtol=1e-2)  # the batching mattered
+
+    for w, w0 in zip(model.trainable_weights, trainable):
+        np.testing.assert_array_equal(np.asarray(w), w0)
+    assert norm.momentum == 0.9 and norm.trainable is False
+    assert [layer.name for layer in batch_norms(model)] == ["bn1", "bn2"]
+    with pytest.raises(ValueError, match="one row per latent"):
+        recompute(model, z, attributes=np.zeros((9, 40)))

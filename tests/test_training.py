@@ -78,11 +78,14 @@ def test_generate_is_seeded(tiny_run):
     dict(augment="diffaugment", ada_target=0.6, ada_kimg=0.05, r1_gamma=1.0, r1_every=3,
          diffaugment_policy=("color", "translation", "geometric", "cutout"), lecam_weight=0.3),
     dict(d_features="pretrained:celeba32-attributes"),  # D with heads on frozen features
+    # the EMA generator saved with standing statistics (drawn attribute rows, conditional)
+    dict(standing_statistics=40, conditional=True, attribute_loss=1.0),
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
     """8 steps in one go == 4 steps, a fresh process-like restart from the checkpoint, 4 more.
     Epochs of 3 steps put the interruption mid-epoch."""
+    from facelib.data.pipeline import attribute_rows
     from facelib.run import feature_network
     from facelib.run.checkpoints import CheckpointManager
     from facelib.training.gan import GAN
@@ -94,7 +97,9 @@ def test_resume_equals_uninterrupted(cache32, tmp_path, options):
     train(cfg, tmp_path / "b", data=cache32, resume=True, verbose=0)
 
     def load(run):
-        gan = GAN(cfg, feature_network=feature_network.load(cfg))
+        rows = (attribute_rows(cache32, cfg.standing_statistics, cfg.seed)
+                if cfg.conditional and cfg.standing_statistics else None)
+        gan = GAN(cfg, feature_network=feature_network.load(cfg), standing_attributes=rows)
         gan.compile()
         CheckpointManager(run / "checkpoints").restore(gan, CheckpointManager(run / "checkpoints").latest())
         return gan
@@ -713,3 +718,74 @@ def test_config_names_exactly_the_augment_ops_training_has():
 
     assert sorted(DIFFAUGMENT_OPS) == sorted(OPS)
     assert n_draws(DIFFAUGMENT_OPS) == 11  # 3 colour + 2 translation + 2 cutout + 4 geometric
+
+
+def _norm_statistics(model):
+    from facelib.models.standing_statistics import batch_norms
+
+    return [np.concatenate([np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)])
+            for layer in batch_norms(model)]
+
+
+@pytest.mark.slow
+def test_standing_statistics_are_the_ema_generators_own(cache32, tmp_path):
+    """With standing_statistics, what a run saves (checkpoint and generator.keras) is the EMA
+    generator with BatchNorm statistics measured on its own activations over the run's fixed
+    latents; without, G's moving statistics, as before. Training itself is the same."""
+    import keras
+
+    from facelib import load_run
+    from facelib.models import build_generator, standing_statistics
+    from facelib.run.checkpoints import CheckpointManager
+    from facelib.run.interface import build_float32
+    from facelib.run.train import train
+    from facelib.training.gan import GAN, standing_inputs
+
+    cfg = preset("smoke", steps=6, checkpoint_every=6, epoch_steps=3, log_every=6, ema_decay=0.5)
+    on = cfg.replace(standing_statistics=48)
+    train(cfg, tmp_path / "off", data=cache32, verbose=0)
+    train(on, tmp_path / "on", data=cache32, verbose=0)
+
+    def restored(run, config):
+        gan = GAN(config)
+        gan.compile()
+        manager = CheckpointManager(run / "checkpoints")
+        manager.restore(gan, manager.latest())
+        return gan
+
+    off, std = restored(tmp_path / "off", cfg), restored(tmp_path / "on", on)
+    for wa, wb in zip(_weights(off.generator), _weights(std.generator)):  # training unchanged
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    ema_weights = [np.asarray(w) for w in std.ema_generator.trainable_weights]
+    for wa, wb in zip([np.asarray(w) for w in off.ema_generator.trainable_weights], ema_weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+    # off: the EMA generator holds G's statistics; on: its own, measured anew
+    for a, b in zip(_norm_statistics(off.ema_generator), _norm_statistics(off.generator)):
+        np.testing.assert_array_equal(a, b)
+    expected = build_float32(build_generator, on)
+    expected.set_weights(std.generator.get_weights())
+    for e, w in zip(expected.trainable_weights, ema_weights):
+        e.assign(w)
+    standing_statistics.recompute(expected, *standing_inputs(on))
+    saved, g_stats = _norm_statistics(std.ema_generator), _norm_statistics(std.generator)
+    assert len(saved) == 3
+    for s, e, g in zip(saved, _norm_statistics(expected), g_stats):
+        np.testing.assert_allclose(s, e, rtol=1e-4, atol=1e-5)
+        assert np.abs(s - g).max() > 1e-2  # a perturbation: not G's statistics
+    # generator.keras and every analysis (load_run) sample the same network
+    exported = keras.saving.load_model(tmp_path / "on" / "generator.keras")
+    z = load_run(tmp_path / "on").sample_latents(4, seed=2)
+    np.testing.assert_allclose(np.asarray(exported(z, training=False)),
+                               load_run(tmp_path / "on").synthesize(z), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(exported(z, training=False)),
+                               np.asarray(expected(z, training=False)), atol=1e-4)
+
+
+def test_standing_statistics_of_a_conditional_run_need_attribute_rows():
+    from facelib.training.gan import GAN
+
+    cfg = preset("smoke", conditional=True, standing_statistics=16)
+    with pytest.raises(FacelibError, match="standing_attributes=ROWS"):
+        GAN(cfg)
+    with pytest.raises(FacelibError, match=r"given shape \(8, 40\)"):
+        GAN(cfg, standing_attributes=np.zeros((8, 40)))

@@ -76,6 +76,16 @@ def attribute_share(cache, weights: np.ndarray | None = None, split: str = "trai
     return np.average(rows, axis=0, weights=weights)
 
 
+def attribute_rows(cache, n: int, seed: int, weights: np.ndarray | None = None,
+                   split: str = "train") -> np.ndarray:
+    """``n`` of ``split``'s attribute rows (float32 0/1) drawn with replacement as training
+    draws them: uniformly, or in proportion to ``weights`` (``balance_weights``)."""
+    cache = _as_cache(cache)
+    rows = np.asarray(cache.attributes[cache.indices(split)], np.float32)
+    p = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    return rows[np.random.default_rng(seed).choice(len(rows), n, p=p)]
+
+
 def batch_plan(indices: np.ndarray, batch_size: int, seed: int = 0, start_step: int = 0,
                flip: bool = True, repeat: bool = True, weights: np.ndarray | None = None
                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -302,8 +302,8 @@ class CheckpointManager:
         tmp.mkdir(parents=True)
         gan.generator.save_weights(tmp / "generator.weights.h5")
         gan.discriminator.save_weights(tmp / "discriminator.weights.h5")
-        if gan.ema_generator is not None:
-            gan.ema_generator.save_weights(tmp / "ema_generator.weights.h5")
+        if gan.ema_generator is not None:  # with its standing statistics, where configured
+            gan.sampling_generator().save_weights(tmp / "ema_generator.weights.h5")
         np.savez(tmp / "d_optimizer.npz", **_optimizer_arrays(gan.d_optimizer))
         np.savez(tmp / "g_optimizer.npz", **_optimizer_arrays(gan.g_optimizer))
         state = {"step": int(gan.step.numpy()), "seed": gan.config.seed, "time": time.time(),

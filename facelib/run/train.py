@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from facelib.config import Config
 from facelib.data.cache import FaceCache
-from facelib.data.pipeline import (attribute_share, balance_weights, downsample_factor,
-                                   make_dataset, steps_per_epoch)
+from facelib.data.pipeline import (attribute_rows, attribute_share, balance_weights,
+                                   downsample_factor, make_dataset, steps_per_epoch)
 from facelib.data.sample import sample_cache
 from facelib.errors import FacelibError
 from facelib.images import resize_batch
@@ -32,7 +32,7 @@ from facelib.training.kid_callback import KIDCallback
 
 # Fields a resumed run may change; everything else must match the saved config.json.
 RESUMABLE_FIELDS = {"steps", "log_every", "checkpoint_every", "keep_checkpoints", "jit_compile",
-                    "kid_every", "kid_samples", "kid_network"}
+                    "kid_every", "kid_samples", "kid_network", "standing_statistics"}
 GRID_SEED_OFFSET = 7919  # grid latents come from seed + this, apart from training draws
 
 
@@ -92,7 +92,8 @@ def export_generator(gan: GAN, path: Path) -> Path:
     keras.config.set_dtype_policy("float32")
     try:
         model = build_generator(gan.config)
-        model.set_weights([np.asarray(w) for w in gan.sampler.get_weights()])
+        weights = gan.sampling_generator().get_weights()
+        model.set_weights([np.asarray(w) for w in weights])
     finally:
         keras.config.set_dtype_policy(policy)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
@@ -181,7 +182,10 @@ def train(config: Config | None, run_dir: str | Path, data: str | Path | None = 
         with strategy.scope():
             gan = GAN(config, attribute_share=attribute_share(cache, weights)
                       if config.balanced_attribute_loss else None,
-                      feature_network=feature_net)
+                      feature_network=feature_net,
+                      standing_attributes=attribute_rows(
+                          cache, config.standing_statistics, config.seed, weights)
+                      if config.conditional and config.standing_statistics else None)
             gan.compile()
         if resume and latest is not None:
             manager.restore(gan, latest)

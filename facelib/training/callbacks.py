@@ -38,7 +38,8 @@ class SampleGrid(keras.callbacks.Callback):
 
     def write(self) -> Path:
         inputs = self.latents if self.attributes is None else [self.latents, self.attributes]
-        images = keras.ops.convert_to_numpy(self.model.sampler(inputs, training=False))
+        images = keras.ops.convert_to_numpy(
+            self.model.sampling_generator()(inputs, training=False))
         step = int(self.model.step.numpy())
         path = save_grid(images, self.directory / f"step-{step:08d}.png")
         save_grid(images, self.directory / "latest.png")

@@ -18,7 +18,7 @@ import tensorflow as tf
 from facelib.config import Config
 from facelib.errors import FacelibError
 from facelib.data.pipeline import to_model_input
-from facelib.models import build_discriminator, build_generator
+from facelib.models import build_discriminator, build_generator, standing_statistics
 from facelib.training import augment
 from facelib.training.losses import LOSSES, gradient_penalty, lecam_penalty, r1_penalty
 
@@ -26,6 +26,26 @@ from facelib.training.losses import LOSSES, gradient_penalty, lecam_penalty, r1_
 _D_LATENT, _G_LATENT, _D_AUG_REAL, _D_AUG_FAKE, _G_AUG, _GP_ALPHA = range(6)
 _SALTS_PER_STEP = 64
 _ADA_GATES = 32  # ADA's per-op coin flips: the augmentation's salt + this (n_critic <= 4)
+_STANDING_SEED = 104729  # the standing statistics' latents: rng([config.seed, this])
+
+
+def standing_inputs(config: Config, attributes=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The fixed inputs that the EMA generator's standing statistics are measured on:
+    ``config.standing_statistics`` latents drawn from the run's seed and, for a conditional
+    run, the first that many of ``attributes`` (rows drawn as training draws them)."""
+    n = config.standing_statistics
+    latents = np.random.default_rng([config.seed, _STANDING_SEED]).standard_normal(
+        (n, config.latent_dim)).astype(np.float32)
+    if not config.conditional:
+        return latents, None
+    rows = None if attributes is None else np.asarray(attributes, np.float32)
+    if rows is None or rows.ndim != 2 or len(rows) < n or rows.shape[1] != config.num_attributes:
+        given = "none" if rows is None else f"shape {rows.shape}"
+        raise FacelibError(
+            f"standing_statistics={n} on a conditional run needs {n} attribute rows of "
+            f"{config.num_attributes} (given {given}): pass GAN(config, standing_attributes=ROWS) "
+            "drawn from the training faces, or set standing_statistics=0")
+    return latents, rows[:n]
 
 
 def attribute_weights(share, num_attributes: int, cap: float = 10.0):
@@ -53,13 +73,17 @@ class GAN(keras.Model):
 
     def __init__(self, config: Config, generator: keras.Model | None = None,
                  discriminator: keras.Model | None = None, attribute_share=None,
-                 feature_network: keras.Model | None = None, **kwargs):
+                 feature_network: keras.Model | None = None, standing_attributes=None,
+                 **kwargs):
         """generator/discriminator: other architectures with the same inputs and outputs
         (default: the DCGAN pair built from ``config``). attribute_share: each attribute's share
         of the training rows (num_attributes values in [0, 1]), which
         ``config.balanced_attribute_loss`` weights AC-GAN's loss by (``attribute_weights``).
         feature_network: the pretrained network ``config.d_features`` names
-        (``facelib.run.feature_network.load(config)``), whose frozen features D also reads."""
+        (``facelib.run.feature_network.load(config)``), whose frozen features D also reads.
+        standing_attributes: for a conditional run with ``config.standing_statistics``, attribute
+        rows drawn as training draws them (at least that many), which the EMA generator's
+        standing statistics are measured with (``sampling_generator``)."""
         super().__init__(**kwargs)
         self.config = config
         self._attribute_weights = None
@@ -76,6 +100,10 @@ class GAN(keras.Model):
             self.ema_generator = (build_generator(config, name="ema_generator") if generator is None
                                   else keras.models.clone_model(generator))
             self.ema_generator.set_weights(self.generator.get_weights())
+        self._standing = None  # (step, the EMA generator's copy with standing statistics)
+        self._standing_inputs = None
+        if config.standing_statistics:
+            self._standing_inputs = standing_inputs(config, standing_attributes)
         # Only replica 0's increment counts (all replicas agree anyway).
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step",
                                    aggregation="only_first_replica")
@@ -120,6 +148,23 @@ class GAN(keras.Model):
     def sampler(self) -> keras.Model:
         """The network to sample from: the EMA generator when there is one."""
         return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def sampling_generator(self) -> keras.Model:
+        """The network that saving and sampling during training read: ``sampler``, or with
+        ``config.standing_statistics`` a copy of the EMA generator whose BatchNorm statistics
+        are measured on its own activations over fixed inputs (computed once per step).
+
+        A copy, so that training's networks are never touched: the EMA update keeps copying G's
+        statistics into the EMA generator, and a resumed run continues exactly."""
+        if self._standing_inputs is None:
+            return self.sampler
+        step = int(self.step.numpy())
+        if self._standing is None or self._standing[0] != step:
+            copy = self._standing[1] if self._standing else keras.models.clone_model(self.sampler)
+            copy.set_weights(self.sampler.get_weights())
+            standing_statistics.recompute(copy, *self._standing_inputs)
+            self._standing = (step, copy)
+        return self._standing[1]
 
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         cfg = self.config

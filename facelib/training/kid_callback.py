@@ -101,14 +101,14 @@ class KIDCallback(keras.callbacks.Callback):
         return self._inputs
 
     def generate(self) -> np.ndarray:
-        """The fixed-latent faces from the sampler (EMA generator), uint8."""
+        """The fixed-latent faces from the GAN's sampling generator (the EMA one), uint8."""
         z, attrs = self._generator_inputs()
-        out = []
+        out, sampler = [], self.model.sampling_generator()
         for i in range(0, self.n, self.batch_size):
             batch = z[i:i + self.batch_size] if attrs is None else [
                 z[i:i + self.batch_size], attrs[i:i + self.batch_size]]
             out.append(to_uint8(keras.ops.convert_to_numpy(
-                self.model.sampler(batch, training=False))))
+                sampler(batch, training=False))))
         return np.concatenate(out)
 
     def measure(self) -> dict:
