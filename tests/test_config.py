@@ -21,6 +21,7 @@ def test_presets_are_valid_and_round_trip(name, tmp_path):
     ("g_width", 100, "multiple of 8"),
     ("g_lr", 0.0, "(0, 1)"),
     ("ema_decay", 1.0, "[0, 1)"),
+    ("standing_statistics", -1, "a count of latents >= 0"),
     ("diffaugment_policy", ("color", "rotate"), "subset"),
     ("balance_share", 1.0, "(0, 1)"),
     ("balance_attributes", ("Bald",), "empty for an unconditional run"),
@@ -30,6 +31,13 @@ def test_invalid_values_name_the_field_and_the_allowed_values(field, value, allo
     with pytest.raises(FacelibError) as e:
         preset("smoke", **{field: value})
     assert f"'{field}'" in str(e.value) and allowed in str(e.value)
+
+
+def test_standing_statistics_need_the_ema_generator_they_describe():
+    assert preset("cpu-wide").standing_statistics == 1024 and preset("cpu").standing_statistics == 0
+    with pytest.raises(FacelibError, match="'standing_statistics'.*unless ema_decay > 0"):
+        preset("cpu-wide", ema_decay=0.0)
+    assert preset("cpu-wide", ema_decay=0.0, standing_statistics=0).ema_decay == 0.0
 
 
 def test_unknown_field_and_preset_are_clear_errors(tmp_path):
