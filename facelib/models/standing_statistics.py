@@ -43,8 +43,8 @@ def recompute(generator: keras.Model, latents: np.ndarray, attributes: np.ndarra
     saved = [(layer.momentum, layer.trainable) for layer in norms]
     seen = 0
     try:
-        for layer in norms:
-            layer.trainable = True  # training mode updates a frozen layer's statistics only so
+        for layer in norms:  # a frozen BatchNorm runs in inference mode even with training=True
+            layer.trainable = True
         for start in range(0, len(latents), batch_size):
             z = latents[start:start + batch_size]
             for layer in norms:  # moving = (seen * moving + len(z) * batch) / (seen + len(z))
