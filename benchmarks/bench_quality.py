@@ -354,20 +354,40 @@ def _worker_env(threads: int) -> dict[str, str]:
     return env
 
 
+def held_out_faces(cache, n: int):
+    """The evaluation's real faces: n of the cache's valid+test rows drawn with seed 0, sorted;
+    and the generator that drew them (the evaluation goes on drawing from it)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    held = np.concatenate([cache.indices("valid"), cache.indices("test")])
+    return rng, np.sort(rng.choice(held, min(n, len(held)), replace=False))
+
+
+def generate_faces(generator, z, attrs=None, batch_size: int = 250):
+    """uint8 faces from a generator file's network: latents ``z`` [and attribute rows]."""
+    import numpy as np
+
+    from facelib.images import to_uint8
+
+    z = np.asarray(z, "float32")
+    return to_uint8(np.concatenate([np.asarray(generator(
+        z[i:i + batch_size] if attrs is None else [z[i:i + batch_size], attrs[i:i + batch_size]],
+        training=False)) for i in range(0, len(z), batch_size)]))
+
+
 def _evaluate(args, names, runs=()) -> list[dict]:
     import keras
     import numpy as np
 
     from facelib.data.cache import FaceCache
-    from facelib.images import resize_batch, to_uint8
+    from facelib.images import resize_batch
     from facelib.metrics import registry
 
     out = Path(args.out)
     cache = FaceCache.open(args.data)
-    rng = np.random.default_rng(0)
-    held = np.concatenate([cache.indices("valid"), cache.indices("test")])
-    n = min(args.n, len(held))
-    held = np.sort(rng.choice(held, n, replace=False))
+    rng, held = held_out_faces(cache, args.n)
+    n = len(held)
     train_idx = np.sort(rng.choice(cache.indices("train"), n, replace=False))
     net = registry.feature_network("standard", log=None)
 
@@ -378,13 +398,10 @@ def _evaluate(args, names, runs=()) -> list[dict]:
     names_metrics = ["fid", "kid", "prdc"]
 
     def generated(generator, z):
-        inputs = z.astype("float32")
+        attrs = None
         if len(generator.inputs) > 1:  # conditional: the training faces' attribute rows
             attrs = np.asarray(cache.attributes[rng.choice(cache.indices("train"), n)], "float32")
-            inputs = [inputs, attrs]
-        return to_uint8(np.concatenate([np.asarray(generator(
-            inputs[i:i + 250] if not isinstance(inputs, list) else
-            [x[i:i + 250] for x in inputs], training=False)) for i in range(0, n, 250)]))
+        return generate_faces(generator, z, attrs)
 
     floor = registry.compute(names_metrics, real, feats(cache.images[train_idx]))
     rows = [{"candidate": "real (train split)", "minutes": None, "step": None, **floor}]

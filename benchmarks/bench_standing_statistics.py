@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import generate_faces, held_out_faces  # noqa: E402  (the same protocol)
 
 STANDING_SEED = 7  # the recomputation's latents and attribute rows: apart from the evaluation's
 
@@ -46,14 +50,13 @@ def main() -> None:
 
     from facelib.data.cache import FaceCache
     from facelib.data.pipeline import attribute_rows
-    from facelib.images import resize_batch, to_uint8
+    from facelib.images import resize_batch
     from facelib.metrics import registry
     from facelib.models.standing_statistics import recompute
 
     cache = FaceCache.open(args.data)
-    held = np.concatenate([cache.indices("valid"), cache.indices("test")])
-    n = min(args.n, len(held))
-    held = np.sort(np.random.default_rng(0).choice(held, n, replace=False))
+    held = held_out_faces(cache, args.n)[1]
+    n = len(held)
     net = registry.feature_network("standard", log=None)
 
     def feats(images):
@@ -69,9 +72,7 @@ def main() -> None:
             cache.indices("train"), n)], "float32") if conditional else None)
 
         def measure():
-            out = [g(z[i:i + 250] if attrs is None else [z[i:i + 250], attrs[i:i + 250]],
-                     training=False) for i in range(0, n, 250)]
-            m = registry.compute(["kid", "fid"], real, feats(to_uint8(np.concatenate(out))))
+            m = registry.compute(["kid", "fid"], real, feats(generate_faces(g, z, attrs)))
             return float(m["kid"]), float(m["fid"])
 
         saved = measure()
