@@ -76,3 +76,20 @@ def tiny_conditional_run(tmp_path_factory, cache32) -> Path:
     train(preset("smoke", steps=6, checkpoint_every=3, log_every=2, conditional=True), run_dir,
           data=cache32, verbose=0)
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def run(tiny_run):
+    """``tiny_run`` loaded with its output layer scaled (``helpers.boosted_run``), fresh per
+    module: tests may change the loaded networks."""
+    from helpers import boosted_run
+
+    return boosted_run(tiny_run)
+
+
+@pytest.fixture(scope="module")
+def crun(tiny_conditional_run):
+    """``tiny_conditional_run`` loaded and scaled the same way, fresh per module."""
+    from helpers import boosted_run
+
+    return boosted_run(tiny_conditional_run)

@@ -22,6 +22,7 @@ def test_presets_are_valid_and_round_trip(name, tmp_path):
     ("g_lr", 0.0, "(0, 1)"),
     ("ema_decay", 1.0, "[0, 1)"),
     ("standing_statistics", -1, "a count of latents >= 0"),
+    ("ema_power", -1.0, "a float >= 0"),
     ("diffaugment_policy", ("color", "rotate"), "subset"),
     ("balance_share", 1.0, "(0, 1)"),
     ("balance_attributes", ("Bald",), "empty for an unconditional run"),
@@ -37,7 +38,18 @@ def test_standing_statistics_need_the_ema_generator_they_describe():
     assert preset("cpu-wide").standing_statistics == 1024 and preset("cpu").standing_statistics == 0
     with pytest.raises(FacelibError, match="'standing_statistics'.*unless ema_decay > 0"):
         preset("cpu-wide", ema_decay=0.0)
-    assert preset("cpu-wide", ema_decay=0.0, standing_statistics=0).ema_decay == 0.0
+    with pytest.raises(FacelibError, match="'ema_power'.*unless ema_decay > 0"):
+        preset("cpu-wide", ema_decay=0.0, standing_statistics=0)
+    assert preset("cpu-wide", ema_decay=0.0, standing_statistics=0, ema_power=0).ema_decay == 0.0
+
+
+def test_one_rule_for_the_ema_decay():
+    """cpu-wide's power EMA and the ramp are two rules for one decay: asking for both is refused
+    in one line naming the field to change; the ramp alone still works."""
+    assert preset("cpu-wide").ema_power == 4.0 and not preset("cpu-wide").ema_rampup
+    with pytest.raises(FacelibError, match="'ema_rampup'.*false when ema_power > 0"):
+        preset("cpu-wide", ema_rampup=True)
+    assert preset("cpu-wide", ema_rampup=True, ema_power=0).ema_rampup
 
 
 def test_unknown_field_and_preset_are_clear_errors(tmp_path):

@@ -11,7 +11,6 @@ from facelib.latent.directions import (
     entanglement, find_saved_direction, fit_direction, format_entanglement, load_directions,
     move, orthogonalize, principal_directions, save_directions,
 )
-from helpers import boosted_run
 
 
 
@@ -31,16 +30,6 @@ def pseudo_scorer(images):
 
 
 pseudo_scorer.attribute_names = ["mouth", "red", "top", "const"]
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return boosted_run(tiny_run)
-
-
-@pytest.fixture(scope="module")
-def crun(tiny_conditional_run):
-    return boosted_run(tiny_conditional_run)
 
 
 # -- pure numerics -----------------------------------------------------------------------------

@@ -25,11 +25,6 @@ def pseudo_scorer(images):
     return p
 
 
-@pytest.fixture(scope="module")
-def crun(tiny_conditional_run):
-    return boosted_run(tiny_conditional_run)
-
-
 def test_set_attributes_changes_only_the_named_columns(crun):
     rows = np.zeros((3, 40), np.float32)
     out = set_attributes(crun, rows, {"Smiling": 1, "Male": True})

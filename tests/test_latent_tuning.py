@@ -10,12 +10,6 @@ from facelib.images import to_uint8
 from facelib.latent import (PivotalTuner, edit_attributes, invert, reconstruction_errors,
                             tune_generator)
 from facelib.latent.inversion import heldout_faces
-from helpers import boosted_run
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return boosted_run(tiny_run)
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +91,7 @@ def test_a_reused_tuner_is_a_fresh_one_traced_once(run, inverted):
 
 
 @pytest.mark.slow
-def test_conditional_edits_work_with_the_tuned_copy(tiny_conditional_run, cache32):
-    crun = boosted_run(tiny_conditional_run)
+def test_conditional_edits_work_with_the_tuned_copy(crun, cache32):
     faces, labels = heldout_faces(cache32, 2, seed=3)
     r = invert(crun, faces, attrs=labels, steps=3, init="search", features="none")
     one = r.select([1])

@@ -80,6 +80,7 @@ def test_generate_is_seeded(tiny_run):
     dict(d_features="pretrained:celeba32-attributes"),  # D with heads on frozen features
     # the EMA generator saved with standing statistics (drawn attribute rows, conditional)
     dict(standing_statistics=40, conditional=True, attribute_loss=1.0),
+    dict(ema_power=4.0),  # the power EMA's decay follows the restored step
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):
@@ -274,30 +275,41 @@ def test_a_run_from_another_architecture_gives_a_clear_error(tiny_run, tmp_path)
         load_run(run)
 
 
-def test_ema_rampup_follows_the_generator_early_then_the_set_decay():
-    """Known answer: at step s the EMA decay is min(ema_decay, (1 + s) / (10 + s))."""
+def _one_minus_decay_at(gan, step: int) -> float:
+    """1 - the EMA decay the GAN applies at ``step``: what one update leaves in an EMA at 0 from
+    G at 1 (compared as is, so that a decay near 1 is checked to the digits that matter)."""
     import tensorflow as tf
 
+    gan.step.assign(step)
+    for e, g in zip(gan.ema_generator.trainable_variables, gan.generator.trainable_variables):
+        e.assign(tf.zeros_like(e))
+        g.assign(tf.ones_like(g))
+    gan._update_ema()
+    return float(np.asarray(gan.ema_generator.trainable_variables[0]).ravel()[0])
+
+
+def test_ema_rampup_follows_the_generator_early_then_the_set_decay():
+    """Known answer: at step s the EMA decay is min(ema_decay, (1 + s) / (10 + s))."""
     from facelib.training.gan import GAN
 
     gan = GAN(preset("smoke", ema_decay=0.99, ema_rampup=True))
     gan.compile()
     for step, decay in ((0, 0.1), (5, 6 / 15), (10_000, 0.99)):
-        gan.step.assign(step)
-        for e, g in zip(gan.ema_generator.trainable_variables, gan.generator.trainable_variables):
-            e.assign(tf.zeros_like(e))
-            g.assign(tf.ones_like(g))
-        gan._update_ema()
-        value = float(np.asarray(gan.ema_generator.trainable_variables[0]).ravel()[0])
-        assert value == pytest.approx(1.0 - decay, rel=1e-5), step
+        assert _one_minus_decay_at(gan, step) == pytest.approx(1.0 - decay, rel=1e-5), step
     off = GAN(preset("smoke", ema_decay=0.99))
     off.compile()
-    for e, g in zip(off.ema_generator.trainable_variables, off.generator.trainable_variables):
-        e.assign(tf.zeros_like(e))
-        g.assign(tf.ones_like(g))
-    off._update_ema()  # step 0, no ramp: the set decay
-    assert float(np.asarray(off.ema_generator.trainable_variables[0]).ravel()[0]) == \
-        pytest.approx(0.01, rel=1e-5)
+    assert _one_minus_decay_at(off, 0) == pytest.approx(0.01, rel=1e-5)  # no ramp: the set decay
+
+
+def test_power_ema_decay_is_a_power_of_the_step_capped_by_ema_decay():
+    """Known answer (Karras et al. 2024): at step s the decay is (1 - 1/(s+1))^(gamma+1), so the
+    first update copies G, and ema_decay caps it."""
+    from facelib.training.gan import GAN
+
+    gan = GAN(preset("smoke", ema_decay=0.99, ema_power=4.0))
+    gan.compile()
+    for step, decay in ((0, 0.0), (1, 0.5 ** 5), (9, 0.9 ** 5), (10_000, 0.99)):
+        assert _one_minus_decay_at(gan, step) == pytest.approx(1.0 - decay, rel=1e-5), step
 
 
 def test_diffaugment_draws_stay_in_range_for_bfloat16_images():

@@ -8,19 +8,8 @@ from facelib.errors import FacelibError
 from facelib.images import to_uint8
 from facelib.latent.directions import DirectionSet
 from facelib.latent.widgets import ExplorerView, LatentExplorer, explore, uploaded_files
-from helpers import boosted_run
 
 
-
-
-@pytest.fixture(scope="module")
-def run(tiny_run):
-    return boosted_run(tiny_run)
-
-
-@pytest.fixture(scope="module")
-def crun(tiny_conditional_run):
-    return boosted_run(tiny_conditional_run)
 
 
 def _directions(run):

@@ -361,7 +361,13 @@ class GAN(keras.Model):
 
     def _update_ema(self):
         decay = tf.constant(self.config.ema_decay, tf.float32)
-        if self.config.ema_rampup:
+        if self.config.ema_power:
+            # Karras et al. 2024: at the t-th update (t = step + 1) the decay (1 - 1/t)^(gamma+1)
+            # keeps the average's weights a power function of time, so it spans the same share of
+            # the run at any length; the first update copies G (decay 0).
+            t = tf.cast(self.step, tf.float32) + 1.0
+            decay = tf.minimum(decay, tf.pow(1.0 - 1.0 / t, self.config.ema_power + 1.0))
+        elif self.config.ema_rampup:
             # Early on the EMA would average mostly the random initialisation; this ramp (as in
             # TF's ExponentialMovingAverage with num_updates) follows G closely at first.
             step = tf.cast(self.step, tf.float32)
