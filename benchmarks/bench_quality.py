@@ -99,8 +99,7 @@ BEFORE_STANDING = {"standing_statistics": 0}
 # Likewise the cpu-wide preset's EMA as every candidate on it was measured: the ramp capped at
 # 0.999, which the preset then replaced with a longer power EMA (candidate cpu-wide-ema); the
 # EMA too changes only what is saved.
-RAMP_EMA = {"ema_decay": 0.999, "ema_rampup": True, "ema_power": 0.0}
-EMA_BEFORE = {"cpu-wide": RAMP_EMA}
+EMA_BEFORE = {"cpu-wide": {**SLOW_EMA, "ema_power": 0.0}}
 
 SN_HINGE = {**SLOW_EMA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
             "beta1": 0.0, "beta2": 0.9, "precision": "auto"}
