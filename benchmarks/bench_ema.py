@@ -31,8 +31,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# name -> (kind, parameter): "ramp" is config.ema_rampup's min(cap, (1+s)/(10+s)); "power" is
-# config.ema_power's (1 - 1/(s+1))^(gamma+1), capped at 0.9999 (cpu-wide's ema_decay).
+# name -> (kind, parameter): "ramp" is config.ema_rampup's min(cap, (1+s)/(10+s)) ("uncapped":
+# 0.9999, which binds only from step 90,000); "power" is config.ema_power's
+# (1 - 1/(s+1))^(gamma+1), capped at 0.9999 (cpu-wide's ema_decay).
 RULES = {"ramp-0.998": ("ramp", 0.998), "ramp-0.999": ("ramp", 0.999),
          "ramp-0.9995": ("ramp", 0.9995), "ramp-uncapped": ("ramp", 0.9999),
          "power-2": ("power", 2.0), "power-4": ("power", 4.0), "power-16": ("power", 16.0)}
@@ -87,6 +88,8 @@ def main() -> None:
         own (from the step before the increment), exported at the marks."""
 
         def on_train_begin(self, logs=None):
+            if hasattr(self, "shadows"):  # train() may call fit again: the averages go on
+                return
             self.start, self.own, self.done = time.process_time(), 0.0, 0
             g = self.model.generator
             self.shadows = {r: [tf.Variable(tf.cast(v.value, tf.float32))
