@@ -68,8 +68,7 @@ def main() -> None:
         g = keras.models.load_model(path, compile=False)
         conditional = len(g.inputs) > 1
         z = np.random.default_rng(1).standard_normal((n, g.inputs[0].shape[-1])).astype("float32")
-        attrs = (np.asarray(cache.attributes[np.random.default_rng(2).choice(
-            cache.indices("train"), n)], "float32") if conditional else None)
+        attrs = attribute_rows(cache, n, 2) if conditional else None
 
         def measure():
             m = registry.compute(["kid", "fid"], real, feats(generate_faces(g, z, attrs)))
