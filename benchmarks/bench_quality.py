@@ -101,6 +101,11 @@ BEFORE_STANDING = {"standing_statistics": 0}
 # EMA too changes only what is saved.
 EMA_BEFORE = {"cpu-wide": {**SLOW_EMA, "ema_power": 0.0}}
 
+# Today's cpu-wide preset whole, pinned (cpu-wide-ema): at_lr(4e-4), standing statistics, the
+# power EMA. Candidates that change its training build on it.
+WIDE_NOW = {**at_lr(4e-4), "standing_statistics": 1024, "ema_decay": 0.9999,
+            "ema_rampup": False, "ema_power": 4.0}
+
 SN_HINGE = {**SLOW_EMA, "spectral_norm": True, "loss": "hinge", "g_lr": 1e-4, "d_lr": 4e-4,
             "beta1": 0.0, "beta2": 0.9, "precision": "auto"}
 
@@ -138,8 +143,19 @@ CANDIDATES = {
     # today's cpu-wide preset whole: cpu-wide-standing with the power-function EMA (gamma 4,
     # Karras et al. 2024) for the ramp capped at 0.999: an average over a fixed share of the run
     # however long it lasts; training is cpu-wide-lr2x's again
-    "cpu-wide-ema": ("cpu-wide", {**at_lr(4e-4), "standing_statistics": 1024,
-                                  "ema_decay": 0.9999, "ema_rampup": False, "ema_power": 4.0}),
+    "cpu-wide-ema": ("cpu-wide", WIDE_NOW),
+    # ... with Adam's second-moment average over ~100 steps (beta2 0.99, StyleGAN2's) for ~1,000:
+    # the step size follows the gradients' scale as G and D move each other
+    "cpu-wide-beta2": ("cpu-wide", {**WIDE_NOW, "beta2": 0.99}),
+    # ... with D's learning rate alone doubled (8e-4; G keeps 4e-4): the two time-scale rule
+    # (Heusel et al. 2017) on the recipe whose both rates at 8e-4 lost (cpu-wide-lr4x)
+    "cpu-wide-dlr2x": ("cpu-wide", {**WIDE_NOW, "d_lr": 8e-4}),
+    # ... with self-modulation (Chen et al. 2019: each of G's BatchNorms scaled and shifted by a
+    # function of z, through one hidden layer of 32 ReLUs): the conditional recipe, whose
+    # BatchNorms read the attributes, beat this one at equal CPU time; do BatchNorms that read
+    # z carry part of that without labels? (seeds 4, 5: 0.70x the preset's KID at 10 minutes,
+    # 0.96x at 20 with FID higher and recall up: README, Benchmarks)
+    "cpu-wide-selfmod": ("cpu-wide", {**WIDE_NOW, "self_modulation": 32}),
     # ... with AC-GAN's attribute head on D alone (G unconditional, given no labels): the
     # conditional recipe beat the unconditional one at equal CPU time (KID 0.0064 against
     # 0.0091 at 40 minutes); does a D made to read the labels of real faces carry part of that

@@ -12,8 +12,9 @@ training faces' attribute rows) against n of the valid+test faces (seed 0), FID 
     python benchmarks/bench_standing_statistics.py --data caches/celeba8k-64 --out standing \\
         bench-quality/cpu-wide-lr2x/generator-20min.keras ...
 
-Writes OUT/standing.json and OUT/standing.md: per generator KID and FID both ways, and over all
-generators the mean KID ratio with a paired t-test on the KID differences.
+Writes OUT/standing.json and OUT/standing.md: per generator KID, FID, precision, recall and
+coverage both ways, and over all generators the mean KID ratio with a paired t-test on the KID
+differences.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import generate_faces, held_out_faces  # noqa: E402  (the same protocol)
 
 STANDING_SEED = 7  # the recomputation's latents and attribute rows: apart from the evaluation's
+METRICS = ("kid", "fid", "precision", "recall", "density", "coverage")  # bench_quality.py's
 
 
 def main() -> None:
@@ -71,8 +73,8 @@ def main() -> None:
         attrs = attribute_rows(cache, n, 2) if conditional else None
 
         def measure():
-            m = registry.compute(["kid", "fid"], real, feats(generate_faces(g, z, attrs)))
-            return float(m["kid"]), float(m["fid"])
+            m = registry.compute(["kid", "fid", "prdc"], real, feats(generate_faces(g, z, attrs)))
+            return {k: float(m[k]) for k in METRICS}
 
         saved = measure()
         latents = np.random.default_rng(STANDING_SEED).standard_normal(
@@ -80,9 +82,9 @@ def main() -> None:
         recompute(g, latents, attribute_rows(cache, args.standing, STANDING_SEED)
                   if conditional else None)
         standing = measure()
-        row = {"generator": path, "kid_saved": saved[0], "fid_saved": saved[1],
-               "kid_standing": standing[0], "fid_standing": standing[1],
-               "kid_ratio": standing[0] / saved[0]}
+        row = {"generator": path, **{f"{k}_saved": v for k, v in saved.items()},
+               **{f"{k}_standing": v for k, v in standing.items()},
+               "kid_ratio": standing["kid"] / saved["kid"]}
         print(json.dumps(row), flush=True)
         rows.append(row)
 
@@ -96,11 +98,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "standing.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
     lines = [f"Standing statistics over {args.standing} latents, n = {n}", "",
-             "| generator | KID as saved | KID standing | ratio | FID as saved | FID standing |",
-             "|---|---|---|---|---|---|"]
+             "| generator | KID as saved | KID standing | ratio | FID as saved | FID standing "
+             "| recall as saved | recall standing | precision standing | coverage standing |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['generator']} | {r['kid_saved']:.4f} | {r['kid_standing']:.4f} | "
-              f"{r['kid_ratio']:.2f} | {r['fid_saved']:.1f} | {r['fid_standing']:.1f} |"
-              for r in rows]
+              f"{r['kid_ratio']:.2f} | {r['fid_saved']:.1f} | {r['fid_standing']:.1f} | "
+              f"{r['recall_saved']:.2f} | {r['recall_standing']:.2f} | "
+              f"{r['precision_standing']:.2f} | {r['coverage_standing']:.2f} |" for r in rows]
     p = summary["paired_t_p"]
     lines += ["", f"Mean KID ratio {summary['mean_kid_ratio']:.3f}; lower with standing "
               f"statistics for {summary['lower_with_standing']} of {len(rows)}"

@@ -86,6 +86,11 @@ class Config:
     # resolution gets one more channel, how much its features vary over groups of this many
     # faces, so a batch of near-copies looks fake. 0: off; StyleGAN2-ADA's group: 4.
     minibatch_std: int = 0
+    # Self-modulation (Chen et al. 2019): every BatchNorm of G gets a scale and shift linear in
+    # a hidden layer of this many ReLU units computed from z (the paper's 32), as conditional
+    # BatchNorm has them linear in the attributes; they start at zero, so G starts as without
+    # it. Each layer then sees which face it is drawing, not only the one above it. 0: off.
+    self_modulation: int = 0
     # A frozen pretrained network whose feature maps D also reads, through heads of its own
     # (Projected GANs, Sauer et al. 2021; facelib.models.projected): "" (off), or an attribute
     # classifier at the run's resolution, "pretrained:celeba32-attributes" or a folder written
@@ -235,6 +240,9 @@ class Config:
         if self.projection == "off" and self.conditional and self.attribute_loss <= 0:
             bad("projection", "'random' or 'zeros' unless attribute_loss > 0 (without either, "
                 "D never reads the attributes)")
+        if self.self_modulation < 0:
+            bad("self_modulation", "0 (off) or the hidden units from z to G's BatchNorms "
+                "(the paper's 32)")
         if self.minibatch_std == 1 or self.minibatch_std < 0:
             bad("minibatch_std", "0 (off) or a group size >= 2 (StyleGAN2-ADA's 4)")
         if self.minibatch_std and self.batch_size % self.minibatch_std:

@@ -23,6 +23,7 @@ def test_presets_are_valid_and_round_trip(name, tmp_path):
     ("ema_decay", 1.0, "[0, 1)"),
     ("standing_statistics", -1, "a count of latents >= 0"),
     ("ema_power", -1.0, "a float >= 0"),
+    ("self_modulation", -32, "0 (off) or the hidden units"),
     ("diffaugment_policy", ("color", "rotate"), "subset"),
     ("balance_share", 1.0, "(0, 1)"),
     ("balance_attributes", ("Bald",), "empty for an unconditional run"),

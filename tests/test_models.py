@@ -296,6 +296,39 @@ def test_minibatch_std_lets_d_see_the_other_faces_of_a_group(architecture):
     np.testing.assert_allclose(np.asarray(again(x)), a, rtol=1e-6)
 
 
+@pytest.mark.parametrize("architecture", ["dcgan", "resnet"])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_self_modulation_starts_as_the_plain_generator_and_then_reads_z(architecture, conditional,
+                                                                        tmp_path):
+    """Each BatchNorm's scale and shift start at zero, so a self-modulated G draws what the plain
+    G of the same seed draws; once the scales move, every face gets its own (what z says, not
+    only the batch's statistics), and the network survives a .keras round trip."""
+    import keras
+
+    from facelib.models import build_generator
+
+    cfg = preset("smoke", architecture=architecture, conditional=conditional,
+                 spectral_norm=architecture == "resnet")
+    plain, modulated = build_generator(cfg), build_generator(cfg.replace(self_modulation=32))
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((8, cfg.latent_dim)).astype("float32")
+    inputs = [z, (rng.random((8, 40)) < 0.5).astype("float32")] if conditional else z
+    a = np.asarray(plain(inputs, training=True))
+    np.testing.assert_allclose(np.asarray(modulated(inputs, training=True)), a, atol=1e-6)
+    hidden = modulated.get_layer("self_modulation")
+    assert hidden.units == 32 and hidden.input.shape[-1] == cfg.latent_dim
+    scales = [layer for layer in modulated.layers if layer.name.endswith("_gamma")]
+    assert scales and all(layer.input.shape[-1] == 32 + 40 * conditional for layer in scales)
+    for i, layer in enumerate(scales):
+        layer.kernel.assign(np.random.default_rng(i).normal(0, 0.5, layer.kernel.shape))
+    b = np.asarray(modulated(inputs, training=True))
+    assert np.abs(b - a).max() > 0.05  # the modulation path is live
+    modulated.save(tmp_path / "g.keras")
+    again = keras.saving.load_model(tmp_path / "g.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(again(inputs, training=False)),
+                               np.asarray(modulated(inputs, training=False)), atol=1e-5)
+
+
 @pytest.mark.parametrize("value", [1, -4, 3])
 def test_minibatch_std_group_is_refused_in_one_line_unless_it_divides_the_batch(value):
     from facelib.errors import FacelibError

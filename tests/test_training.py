@@ -81,6 +81,7 @@ def test_generate_is_seeded(tiny_run):
     # the EMA generator saved with standing statistics (drawn attribute rows, conditional)
     dict(standing_statistics=40, conditional=True, attribute_loss=1.0),
     dict(ema_power=4.0),  # the power EMA's decay follows the restored step
+    dict(self_modulation=8),  # G's BatchNorms read z
 ])
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(cache32, tmp_path, options):

@@ -12,6 +12,7 @@ from typing import Callable
 from keras import layers
 
 from facelib.config import Config
+from facelib.models import seeds
 
 
 def signed(y, name: str | None = None):
@@ -19,10 +20,24 @@ def signed(y, name: str | None = None):
     return layers.Rescaling(2.0, -1.0, name=name)(y)
 
 
+def bn_condition(config: Config, z, y_signed):
+    """What G's BatchNorms are conditioned on, or None (plain BatchNorm): the signed attributes
+    of a conditional G, self-modulation's hidden ReLU layer on z (``config.self_modulation``
+    units, one layer shared by every BatchNorm), or both side by side."""
+    parts = [] if y_signed is None else [y_signed]
+    if config.self_modulation:
+        parts.append(layers.Dense(config.self_modulation, activation="relu",
+                                  kernel_initializer=seeds.glorot(config, "self_modulation"),
+                                  name="self_modulation")(z))
+    if len(parts) < 2:
+        return parts[0] if parts else None
+    return layers.Concatenate(name="bn_condition")(parts)
+
+
 def batch_norm(h, y_signed, name: str):
-    """BatchNorm; with attributes (``y_signed``, not None), conditional BatchNorm:
-    h_hat * (1 + gamma(y)) + beta(y), gamma and beta starting at zero, so it starts as plain
-    BatchNorm."""
+    """BatchNorm; with a condition (``y_signed``, not None: the signed attributes or
+    ``bn_condition``'s vector), conditional BatchNorm: h_hat * (1 + gamma(y)) + beta(y), gamma
+    and beta linear in it and starting at zero, so it starts as plain BatchNorm."""
     if y_signed is None:
         return layers.BatchNormalization(synchronized=True, name=name)(h)
     h = layers.BatchNormalization(synchronized=True, center=False, scale=False, name=name)(h)

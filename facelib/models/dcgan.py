@@ -38,12 +38,13 @@ def build_generator(config: Config, name: str = "generator") -> keras.Model:
         h = layers.Concatenate(name="z_and_attributes")([z, y_signed])
     h = layers.Dense(4 * 4 * width, use_bias=False, kernel_initializer=seeds.normal(config, "project"), name="project")(h)
     h = layers.Reshape((4, 4, width))(h)
-    h = layers.ReLU()(conditioning.batch_norm(h, y_signed, "project_bn"))
+    bn_on = conditioning.bn_condition(config, z, y_signed)
+    h = layers.ReLU()(conditioning.batch_norm(h, bn_on, "project_bn"))
     for i in range(_n_blocks(config.resolution) - 1):
         width //= 2
         h = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=seeds.normal(config, f"up{i}"), name=f"up{i}")(h)
-        h = layers.ReLU()(conditioning.batch_norm(h, y_signed, f"up{i}_bn"))
+        h = layers.ReLU()(conditioning.batch_norm(h, bn_on, f"up{i}_bn"))
     h = layers.Conv2DTranspose(3, 4, strides=2, padding="same",
                                kernel_initializer=seeds.normal(config, "to_rgb"), name="to_rgb")(h)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(h)

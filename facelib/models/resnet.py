@@ -64,9 +64,10 @@ def build_generator(config: Config, name: str = "generator") -> keras.Model:
     width = _g_channels(config, 0)
     h = layers.Dense(4 * 4 * width, kernel_initializer=seeds.glorot(config, "project"), name="project")(h)
     h = layers.Reshape((4, 4, width))(h)
+    bn_on = conditioning.bn_condition(config, z, y_signed)
     for i in range(_n_up(config.resolution)):
-        h = _up_block(config, h, _g_channels(config, i), y_signed, f"up{i}")
-    h = layers.ReLU(name="out_relu")(conditioning.batch_norm(h, y_signed, "out_bn"))
+        h = _up_block(config, h, _g_channels(config, i), bn_on, f"up{i}")
+    h = layers.ReLU(name="out_relu")(conditioning.batch_norm(h, bn_on, "out_bn"))
     h = layers.Conv2D(3, 3, padding="same", kernel_initializer=seeds.glorot(config, "to_rgb"), name="to_rgb")(h)
     out = layers.Activation("tanh", dtype="float32", name="tanh")(h)
     return keras.Model(inputs if config.conditional else z, out, name=name)
