@@ -1,8 +1,10 @@
 """How a conditional network reads the attributes, shared by every architecture.
 
 Miyato and Koyama (2018): G's BatchNorm becomes conditional (its scale and shift linear in the
-attributes) and D adds a projection term <embed(y), h> to its logit. Both architectures build
-them here, so a change to either (how it starts, whether it is trained) reaches both at once.
+attributes) and D adds a projection term <embed(y), h> to its logit. Self-modulation (Chen et
+al. 2019) conditions the same BatchNorms on z, with or without the attributes. Both architectures
+build them here, so a change to either (how it starts, whether it is trained) reaches both at
+once.
 """
 
 from __future__ import annotations
@@ -34,16 +36,16 @@ def bn_condition(config: Config, z, y_signed):
     return layers.Concatenate(name="bn_condition")(parts)
 
 
-def batch_norm(h, y_signed, name: str):
-    """BatchNorm; with a condition (``y_signed``, not None: the signed attributes or
-    ``bn_condition``'s vector), conditional BatchNorm: h_hat * (1 + gamma(y)) + beta(y), gamma
-    and beta linear in it and starting at zero, so it starts as plain BatchNorm."""
-    if y_signed is None:
+def batch_norm(h, condition, name: str):
+    """BatchNorm; with a ``condition`` (not None: the signed attributes or ``bn_condition``'s
+    vector), conditional BatchNorm: h_hat * (1 + gamma(c)) + beta(c), gamma and beta linear in
+    it and starting at zero, so it starts as plain BatchNorm."""
+    if condition is None:
         return layers.BatchNormalization(synchronized=True, name=name)(h)
     h = layers.BatchNormalization(synchronized=True, center=False, scale=False, name=name)(h)
     channels = h.shape[-1]
-    gamma = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_gamma")(y_signed)
-    beta = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_beta")(y_signed)
+    gamma = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_gamma")(condition)
+    beta = layers.Dense(channels, kernel_initializer="zeros", name=f"{name}_beta")(condition)
     gamma = layers.Reshape((1, 1, channels))(gamma)
     beta = layers.Reshape((1, 1, channels))(beta)
     return layers.Add()([h, layers.Multiply()([h, gamma]), beta])

@@ -38,15 +38,15 @@ def _g_channels(config: Config, block: int) -> int:
     return max(8, config.g_width // 2 ** max(0, block - 2))
 
 
-def _up_block(config: Config, h, channels: int, y_signed, name: str):
+def _up_block(config: Config, h, channels: int, condition, name: str):
     shortcut = layers.UpSampling2D(2, name=f"{name}_skip_up")(h)
     shortcut = layers.Conv2D(channels, 1, kernel_initializer=seeds.glorot(config, f"{name}_skip"),
                              name=f"{name}_skip")(shortcut)
-    h = layers.ReLU(name=f"{name}_relu1")(conditioning.batch_norm(h, y_signed, f"{name}_bn1"))
+    h = layers.ReLU(name=f"{name}_relu1")(conditioning.batch_norm(h, condition, f"{name}_bn1"))
     h = layers.UpSampling2D(2, name=f"{name}_up")(h)
     h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=seeds.glorot(config, f"{name}_conv1"),
                       name=f"{name}_conv1")(h)
-    h = layers.ReLU(name=f"{name}_relu2")(conditioning.batch_norm(h, y_signed, f"{name}_bn2"))
+    h = layers.ReLU(name=f"{name}_relu2")(conditioning.batch_norm(h, condition, f"{name}_bn2"))
     h = layers.Conv2D(channels, 3, padding="same", kernel_initializer=seeds.glorot(config, f"{name}_conv2"),
                       name=f"{name}_conv2")(h)
     return layers.Add(name=f"{name}_add")([h, shortcut])
