@@ -70,6 +70,7 @@ def main() -> None:
     from facelib.models import build_generator
     from facelib.run.interface import build_float32
     from facelib.run.train import train
+    from facelib.training.gan import ema_decay
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,11 +78,15 @@ def main() -> None:
     cfg = preset(args.preset, precision=_bf16(), steps=10 ** 8, checkpoint_every=10 ** 8,
                  epoch_steps=500, kid_every=0, seed=args.seed, standing_statistics=0)
 
-    def decay(rule: str, s):
+    def rule_config(rule: str):
+        """The config whose own EMA is this rule: facelib.training.gan.ema_decay then computes
+        its decay exactly as training would."""
         kind, value = RULES[rule]
         if kind == "ramp":
-            return tf.minimum(value, (1.0 + s) / (10.0 + s))
-        return tf.minimum(POWER_CAP, tf.pow(1.0 - 1.0 / (s + 1.0), value + 1.0))
+            return cfg.replace(ema_decay=value, ema_rampup=True, ema_power=0.0)
+        return cfg.replace(ema_decay=POWER_CAP, ema_rampup=False, ema_power=value)
+
+    rule_configs = {r: rule_config(r) for r in rules}
 
     class Averages(keras.callbacks.Callback):
         """The rules' averages of G, updated after every step as GAN._update_ema updates its
@@ -98,9 +103,8 @@ def main() -> None:
 
             @tf.function
             def update(s):
-                s = tf.cast(s, tf.float32)
                 for r in rules:
-                    d = decay(r, s)
+                    d = ema_decay(rule_configs[r], s)
                     for e, v in zip(self.shadows[r], values):
                         e.assign(d * e + (1.0 - d) * tf.cast(v, tf.float32))
 

@@ -63,6 +63,25 @@ def attribute_weights(share, num_attributes: int, cap: float = 10.0):
     return tf.constant(present, tf.float32), tf.constant(absent, tf.float32)
 
 
+def ema_decay(config: Config, step) -> tf.Tensor:
+    """The EMA generator's decay at the update made at ``step`` (0-based, before the increment),
+    under the config's rule, capped at ``config.ema_decay``. One home for the rules, so that a
+    benchmark comparing them (benchmarks/bench_ema.py) averages exactly as training does."""
+    decay = tf.constant(config.ema_decay, tf.float32)
+    if config.ema_power:
+        # Karras et al. 2024: at the t-th update (t = step + 1) the decay (1 - 1/t)^(gamma+1)
+        # keeps the average's weights a power function of time, so it spans the same share of
+        # the run at any length; the first update copies G (decay 0).
+        t = tf.cast(step, tf.float32) + 1.0
+        return tf.minimum(decay, tf.pow(1.0 - 1.0 / t, config.ema_power + 1.0))
+    if config.ema_rampup:
+        # Early on the EMA would average mostly the random initialisation; this ramp (as in
+        # TF's ExponentialMovingAverage with num_updates) follows G closely at first.
+        step = tf.cast(step, tf.float32)
+        return tf.minimum(decay, (1.0 + step) / (10.0 + step))
+    return decay
+
+
 class GAN(keras.Model):
     """Generator, discriminator and an exponential moving average (EMA) of the generator.
 
@@ -360,18 +379,7 @@ class GAN(keras.Model):
         self.ada_p.assign(tf.clip_by_value(self.ada_p.value + step, 0.0, 1.0))
 
     def _update_ema(self):
-        decay = tf.constant(self.config.ema_decay, tf.float32)
-        if self.config.ema_power:
-            # Karras et al. 2024: at the t-th update (t = step + 1) the decay (1 - 1/t)^(gamma+1)
-            # keeps the average's weights a power function of time, so it spans the same share of
-            # the run at any length; the first update copies G (decay 0).
-            t = tf.cast(self.step, tf.float32) + 1.0
-            decay = tf.minimum(decay, tf.pow(1.0 - 1.0 / t, self.config.ema_power + 1.0))
-        elif self.config.ema_rampup:
-            # Early on the EMA would average mostly the random initialisation; this ramp (as in
-            # TF's ExponentialMovingAverage with num_updates) follows G closely at first.
-            step = tf.cast(self.step, tf.float32)
-            decay = tf.minimum(decay, (1.0 + step) / (10.0 + step))
+        decay = ema_decay(self.config, self.step)
         pairs = [(e.value, g.value) for e, g in zip(self.ema_generator.trainable_variables,
                                                      self.generator.trainable_variables)]
         # BatchNorm statistics are copied, not averaged.
